@@ -1,5 +1,35 @@
-//! The D-Bus wire format: names, signatures, values, messages and framing.
+//! The D-Bus wire format: names, signatures, values, messages, framing, match rules and
+//! introspection data.
 //!
-//! This crate does no I/O and knows no async runtime: every function takes
-//! bytes and returns values or an error, so it can be tested, fuzzed and
-//! benchmarked on its own.
+//! This crate does no I/O and knows no async runtime: every function takes bytes and returns
+//! values or an error, so it can be tested, fuzzed and benchmarked on its own. Sockets,
+//! authentication and connections live in `fastbus-transport` and `fastbus`.
+//!
+//! - [`names`]: validated bus, interface, member and error names and object paths.
+//! - [`Signature`], [`SignatureType`] and the [`Type`] trait: signatures, parsed and checked.
+//! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values.
+//! - [`Message`]: header, builders, `encode`, validating `decode`; [`frame_len`] for streams.
+
+mod codec;
+mod error;
+mod message;
+pub mod names;
+mod signature;
+mod value;
+
+pub use codec::{
+    Decode, Decoder, Encode, Encoder, Endian, Fd, MAX_ARRAY_LEN, Variant, from_bytes, to_bytes,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use message::{
+    FIXED_HEADER_LEN, Flags, HeaderField, LOCAL_INTERFACE, LOCAL_PATH, MAX_MESSAGE_LEN, Message,
+    MessageBuilder, MessageType, frame_len,
+};
+pub use names::{
+    BusName, ErrorName, InterfaceName, MemberName, ObjectPath, UniqueName, WellKnownName,
+};
+pub use signature::{
+    ConstSignature, MAX_ARRAY_DEPTH, MAX_SIGNATURE_LEN, MAX_STRUCT_DEPTH, MAX_TOTAL_DEPTH,
+    Signature, SignatureType, Type,
+};
+pub use value::{Array, Dict, Value};

@@ -1,0 +1,1141 @@
+//! [`Message`]: the header, its builders, encoding, validating decode, and the framing function
+//! [`frame_len`].
+//!
+//! ```text
+//!  0      1      2      3      4..8        8..12     12..16          16..
+//! +------+------+------+------+-----------+---------+---------------+---------------+--------+
+//! |endian| type |flags |  1   | body len  | serial  | fields length | fields a(yv)  | pad to |
+//! | l/B  |      |      |      |           |  != 0   |   (bytes)     |               |   8    |
+//! +------+------+------+------+-----------+---------+---------------+---------------+--------+
+//! then the body, whose types the SIGNATURE field names, aligned from the message start.
+//! ```
+//!
+//! Specification: "Message Format" and "Header Fields"
+//! (<https://dbus.freedesktop.org/doc/dbus-specification.html#message-protocol-messages>).
+
+use std::fmt;
+#[cfg(unix)]
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(unix)]
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd};
+use crate::error::{Error, ErrorKind, Result};
+use crate::names::{
+    BusName, ErrorName, InterfaceName, MemberName, ObjectPath, check_bus_name,
+    check_bus_name_lenient, check_error_name, check_interface, check_member, check_object_path,
+};
+use crate::signature::{Signature, check_signature_bytes};
+use crate::value::{Value, decode_value, encode_value, skip_value};
+
+/// The largest message the specification allows: header, padding and body (128 MiB).
+pub const MAX_MESSAGE_LEN: usize = 1 << 27;
+/// The size of the fixed part of the header, before the field array.
+pub const FIXED_HEADER_LEN: usize = 16;
+
+/// The reserved path that must never be sent.
+pub const LOCAL_PATH: &str = "/org/freedesktop/DBus/Local";
+/// The reserved interface that must never be sent.
+pub const LOCAL_INTERFACE: &str = "org.freedesktop.DBus.Local";
+
+/// A message type code. An open set: unknown codes (5..=255) are well-formed messages that a
+/// receiver ignores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageType(pub u8);
+
+impl MessageType {
+    /// A method call.
+    pub const METHOD_CALL: Self = Self(1);
+    /// A method reply with returned data.
+    pub const METHOD_RETURN: Self = Self(2);
+    /// An error reply.
+    pub const ERROR: Self = Self(3);
+    /// A signal emission.
+    pub const SIGNAL: Self = Self(4);
+
+    /// The name used in JSON and logs (`method_call`, ...), or `None` for an unknown type.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::METHOD_CALL => "method_call",
+            Self::METHOD_RETURN => "method_return",
+            Self::ERROR => "error",
+            Self::SIGNAL => "signal",
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "type {}", self.0),
+        }
+    }
+}
+
+/// Header flags. Unknown bits are kept as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// No flags.
+    pub const EMPTY: Self = Self(0);
+    /// The caller does not want a reply.
+    pub const NO_REPLY_EXPECTED: Self = Self(1);
+    /// The bus must not start a service to deliver this message.
+    pub const NO_AUTO_START: Self = Self(2);
+    /// The caller is prepared to wait for interactive authorization.
+    pub const ALLOW_INTERACTIVE_AUTHORIZATION: Self = Self(4);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+/// A header field code. An open set: unknown codes are accepted and kept (a bus removes them
+/// before relaying).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderField(pub u8);
+
+impl HeaderField {
+    /// The object path (`o`).
+    pub const PATH: Self = Self(1);
+    /// The interface (`s`).
+    pub const INTERFACE: Self = Self(2);
+    /// The member (`s`).
+    pub const MEMBER: Self = Self(3);
+    /// The error name (`s`).
+    pub const ERROR_NAME: Self = Self(4);
+    /// The serial this message replies to (`u`).
+    pub const REPLY_SERIAL: Self = Self(5);
+    /// The connection this message is for (`s`).
+    pub const DESTINATION: Self = Self(6);
+    /// The sending connection, set by the bus (`s`).
+    pub const SENDER: Self = Self(7);
+    /// The body signature (`g`).
+    pub const SIGNATURE: Self = Self(8);
+    /// The number of file descriptors that travel with the message (`u`).
+    pub const UNIX_FDS: Self = Self(9);
+
+    fn expected_type(self) -> Option<u8> {
+        Some(match self.0 {
+            1 => b'o',
+            2 | 3 | 4 | 6 | 7 => b's',
+            5 | 9 => b'u',
+            8 => b'g',
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self.0 {
+            1 => "PATH",
+            2 => "INTERFACE",
+            3 => "MEMBER",
+            4 => "ERROR_NAME",
+            5 => "REPLY_SERIAL",
+            6 => "DESTINATION",
+            7 => "SENDER",
+            8 => "SIGNATURE",
+            9 => "UNIX_FDS",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The fixed 16 bytes of a header.
+#[derive(Clone, Copy, Debug)]
+struct Fixed {
+    endian: Endian,
+    msg_type: MessageType,
+    flags: Flags,
+    body_len: usize,
+    serial: u32,
+    fields_len: usize,
+    total: usize,
+}
+
+fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Check the fixed header in `buf`. `Ok(None)` when fewer than 16 bytes are there and what is
+/// there is not already invalid.
+fn parse_fixed(buf: &[u8]) -> Result<Option<Fixed>> {
+    let Some(&marker) = buf.first() else {
+        return Ok(None);
+    };
+    let Some(endian) = Endian::from_marker(marker) else {
+        return Err(Error::at(ErrorKind::BadByteOrder, 0)
+            .detail(format!("byte order marker 0x{marker:02x}")));
+    };
+    if buf.get(1) == Some(&0) {
+        return Err(Error::at(ErrorKind::BadMessageType, 1));
+    }
+    if let Some(&v) = buf.get(3).filter(|&&v| v != 1) {
+        return Err(Error::at(ErrorKind::BadProtocolVersion, 3).detail(format!("version {v}")));
+    }
+    if buf.len() < FIXED_HEADER_LEN {
+        return Ok(None);
+    }
+    let word = |at: usize| {
+        let b = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
+        if endian == Endian::Big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let (body_len, serial, fields_len) = (word(4) as usize, word(8), word(12) as usize);
+    if body_len > MAX_MESSAGE_LEN {
+        return Err(Error::at(ErrorKind::InsaneBodyLength, 4).detail(format!("{body_len} bytes")));
+    }
+    if fields_len > MAX_MESSAGE_LEN {
+        return Err(
+            Error::at(ErrorKind::InsaneFieldsArrayLength, 12).detail(format!("{fields_len} bytes"))
+        );
+    }
+    if serial == 0 {
+        return Err(Error::at(ErrorKind::BadSerial, 8));
+    }
+    // Both lengths are at most 2^27, so this sum cannot overflow a usize of 32 bits or more.
+    let total = round8(FIXED_HEADER_LEN + fields_len) + body_len;
+    if total > MAX_MESSAGE_LEN {
+        return Err(Error::at(ErrorKind::MessageTooLong, 4).detail(format!("{total} bytes")));
+    }
+    Ok(Some(Fixed {
+        endian,
+        msg_type: MessageType(buf[1]),
+        flags: Flags(buf[2]),
+        body_len,
+        serial,
+        fields_len,
+        total,
+    }))
+}
+
+/// Framing for a byte stream: how long is the message that `buf` starts with?
+///
+/// - `Ok(None)`: not enough bytes to know yet (fewer than 16); read more.
+/// - `Ok(Some(n))`: the message is `n` bytes long (`n` may exceed `buf.len()`: read more).
+/// - `Err(_)`: these bytes can never start a valid message; drop the connection.
+///
+/// Every limit is checked on the fixed header, before anything is allocated.
+///
+/// # Errors
+/// A bad byte order, message type 0, protocol version other than 1, serial 0, or lengths past
+/// the 128 MiB limit.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>> {
+    Ok(parse_fixed(buf)?.map(|f| f.total))
+}
+
+/// A D-Bus message: header fields, body bytes (in the message's byte order) and, on Unix, the
+/// file descriptors that travel with it.
+///
+/// Header strings and the body are slices of the bytes the message was decoded from: decoding
+/// copies nothing. Body arguments are decoded on demand with [`Message::body`] (typed, borrowing
+/// `&str`/`&[u8]`) or [`Message::body_values`] (dynamic).
+#[derive(Clone)]
+pub struct Message {
+    endian: Endian,
+    msg_type: MessageType,
+    flags: Flags,
+    serial: u32,
+    path: Option<Bytes>,
+    interface: Option<Bytes>,
+    member: Option<Bytes>,
+    error_name: Option<Bytes>,
+    reply_serial: Option<u32>,
+    destination: Option<Bytes>,
+    sender: Option<Bytes>,
+    signature: Option<Bytes>,
+    unix_fds: Option<u32>,
+    unknown_fields: Vec<(HeaderField, Value)>,
+    body: Bytes,
+    #[cfg(unix)]
+    fds: Option<Arc<[OwnedFd]>>,
+}
+
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
+}
+
+fn text_of(b: &Option<Bytes>) -> Option<&str> {
+    b.as_deref().map(text)
+}
+
+impl Message {
+    fn empty(msg_type: MessageType) -> Self {
+        Self {
+            endian: Endian::NATIVE,
+            msg_type,
+            flags: Flags::EMPTY,
+            serial: 0,
+            path: None,
+            interface: None,
+            member: None,
+            error_name: None,
+            reply_serial: None,
+            destination: None,
+            sender: None,
+            signature: None,
+            unix_fds: None,
+            unknown_fields: Vec::new(),
+            body: Bytes::new(),
+            #[cfg(unix)]
+            fds: None,
+        }
+    }
+
+    /// Start a method call to `member` on the object at `path`.
+    pub fn method_call(path: impl AsRef<str>, member: impl AsRef<str>) -> MessageBuilder {
+        MessageBuilder::new(MessageType::METHOD_CALL)
+            .path(path)
+            .member(member)
+    }
+
+    /// Start a signal `interface.member` emitted by the object at `path`.
+    pub fn signal(
+        path: impl AsRef<str>,
+        interface: impl AsRef<str>,
+        member: impl AsRef<str>,
+    ) -> MessageBuilder {
+        MessageBuilder::new(MessageType::SIGNAL)
+            .path(path)
+            .interface(interface)
+            .member(member)
+    }
+
+    /// Start the return of `call`: REPLY_SERIAL is its serial, DESTINATION its sender.
+    pub fn method_return(call: &Message) -> MessageBuilder {
+        MessageBuilder::reply_to(MessageType::METHOD_RETURN, call)
+    }
+
+    /// Start an error reply to `call` with the error `name` and a human-readable `text` (the
+    /// body is that one string, as every D-Bus implementation sends it).
+    pub fn error(call: &Message, name: impl AsRef<str>, text: &str) -> MessageBuilder {
+        let b = MessageBuilder::reply_to(MessageType::ERROR, call);
+        let name = name.as_ref();
+        b.string_field(|m| &mut m.error_name, name, check_error_name, "ERROR_NAME")
+            .body(&(text,))
+    }
+
+    /// Start a message of any type, with no fields set (for tests and tools).
+    pub fn builder(msg_type: MessageType) -> MessageBuilder {
+        MessageBuilder::new(msg_type)
+    }
+
+    /// Decode one whole message from `bytes` (which must hold exactly one message), validating
+    /// every rule: the header, every field, and the body against its signature.
+    ///
+    /// # Errors
+    /// What was wrong and at which byte offset.
+    pub fn decode(bytes: Bytes) -> Result<Message> {
+        let Some(fixed) = parse_fixed(&bytes)? else {
+            return Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
+                .detail("fewer than 16 bytes of fixed header"));
+        };
+        if bytes.len() < fixed.total {
+            return Err(
+                Error::at(ErrorKind::NotEnoughData, bytes.len()).detail(format!(
+                    "the header says the message is {} bytes",
+                    fixed.total
+                )),
+            );
+        }
+        if bytes.len() > fixed.total {
+            return Err(
+                Error::at(ErrorKind::TooMuchData, fixed.total).detail(format!(
+                    "the header says the message is {} bytes",
+                    fixed.total
+                )),
+            );
+        }
+        let mut msg = Message::empty(fixed.msg_type);
+        msg.endian = fixed.endian;
+        msg.flags = fixed.flags;
+        msg.serial = fixed.serial;
+        let header_end = FIXED_HEADER_LEN + fixed.fields_len;
+        msg.read_fields(&bytes, header_end)?;
+        let body_start = round8(header_end);
+        if let Some(i) = bytes[header_end..body_start].iter().position(|&b| b != 0) {
+            return Err(Error::at(ErrorKind::PaddingNotNul, header_end + i)
+                .detail("padding after the header fields"));
+        }
+        msg.check_required()?;
+        if msg.signature.is_none() && fixed.body_len > 0 {
+            return Err(Error::at(ErrorKind::BodyWithoutSignature, 4));
+        }
+        msg.body = bytes.slice(body_start..);
+        msg.validate_body(body_start)?;
+        Ok(msg)
+    }
+
+    fn read_fields(&mut self, raw: &Bytes, header_end: usize) -> Result<()> {
+        let base = raw.as_ptr() as usize;
+        let slice_of =
+            |s: &str| raw.slice(s.as_ptr() as usize - base..s.as_ptr() as usize - base + s.len());
+        let mut dec = Decoder::new(&raw[..header_end], self.endian, 0);
+        dec.set_pos(12);
+        let end = dec.array_start(8)?;
+        let mut seen = 0u16;
+        dec.array_elements(end, |d, _| {
+            d.align(8)?;
+            let at = d.pos();
+            let code = HeaderField(d.u8()?);
+            if code.0 == 0 {
+                return Err(Error::at(ErrorKind::HeaderFieldCode, at));
+            }
+            let sig = d.variant_signature()?;
+            let Some(expected) = code.expected_type() else {
+                let v = decode_value(d, sig, &mut 0)
+                    .map_err(|e| e.within(format_args!("unknown header field {}", code.0)))?;
+                self.unknown_fields.push((code, v));
+                return Ok(());
+            };
+            let what = code.name();
+            if sig != [expected] {
+                return Err(
+                    Error::at(ErrorKind::HeaderFieldHasWrongType, at).detail(format!(
+                        "{what} has type {:?}, expected {:?}",
+                        text(sig),
+                        expected as char
+                    )),
+                );
+            }
+            if seen & (1 << code.0) != 0 {
+                return Err(Error::at(ErrorKind::HeaderFieldAppearsTwice, at).detail(what));
+            }
+            seen |= 1 << code.0;
+            let value_at = d.pos();
+            let named = |s: &str, check: fn(&str) -> Result<()>| {
+                check(s).map_err(|e| e.relative_to(value_at).within(format_args!("{what} field")))
+            };
+            match code {
+                HeaderField::PATH => self.path = Some(slice_of(d.object_path()?.as_str())),
+                HeaderField::SIGNATURE => {
+                    self.signature = Some(slice_of(d.signature()?.as_str()));
+                }
+                HeaderField::REPLY_SERIAL => {
+                    let serial = d.u32()?;
+                    if serial == 0 {
+                        return Err(Error::at(ErrorKind::BadSerial, value_at).detail(what));
+                    }
+                    self.reply_serial = Some(serial);
+                }
+                HeaderField::UNIX_FDS => self.unix_fds = Some(d.u32()?),
+                _ => {
+                    let s = d.str()?;
+                    let (slot, check): (&mut Option<Bytes>, fn(&str) -> Result<()>) = match code {
+                        HeaderField::INTERFACE => (&mut self.interface, check_interface),
+                        HeaderField::MEMBER => (&mut self.member, check_member),
+                        HeaderField::ERROR_NAME => (&mut self.error_name, check_error_name),
+                        HeaderField::DESTINATION => (&mut self.destination, check_bus_name_lenient),
+                        _ => (&mut self.sender, check_bus_name_lenient),
+                    };
+                    named(s, check)?;
+                    *slot = Some(slice_of(s));
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| e.within("header fields"))
+    }
+
+    fn check_required(&self) -> Result<()> {
+        let missing = |kind| Err(Error::new(kind).detail(format!("in a {}", self.msg_type)));
+        let t = self.msg_type;
+        if matches!(t, MessageType::METHOD_CALL | MessageType::SIGNAL) {
+            if self.path.is_none() {
+                return missing(ErrorKind::MissingPath);
+            }
+            if self.member.is_none() {
+                return missing(ErrorKind::MissingMember);
+            }
+        }
+        if t == MessageType::SIGNAL && self.interface.is_none() {
+            return missing(ErrorKind::MissingInterface);
+        }
+        if t == MessageType::ERROR && self.error_name.is_none() {
+            return missing(ErrorKind::MissingErrorName);
+        }
+        if matches!(t, MessageType::METHOD_RETURN | MessageType::ERROR)
+            && self.reply_serial.is_none()
+        {
+            return missing(ErrorKind::MissingReplySerial);
+        }
+        if text_of(&self.path) == Some(LOCAL_PATH) {
+            return Err(Error::new(ErrorKind::UsesLocalPath));
+        }
+        if text_of(&self.interface) == Some(LOCAL_INTERFACE) {
+            return Err(Error::new(ErrorKind::UsesLocalInterface));
+        }
+        Ok(())
+    }
+
+    fn validate_body(&self, body_start: usize) -> Result<()> {
+        let sig = self.signature.as_deref().unwrap_or_default();
+        let mut dec =
+            Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0)).with_base(body_start);
+        let mut i = 0;
+        let mut arg = 0;
+        while i < sig.len() {
+            skip_value(&mut dec, sig, &mut i)
+                .map_err(|e| e.within(format_args!("body arg {arg}")))?;
+            arg += 1;
+        }
+        dec.finish()
+            .map_err(|e| e.detail("bytes after the last body argument"))
+    }
+
+    /// Encode the whole message, appending it to `out`.
+    ///
+    /// # Errors
+    /// When the serial is 0, a header value cannot be encoded, or the message would exceed
+    /// 128 MiB. `out` is left as it was.
+    pub fn encode_into(&self, out: &mut BytesMut) -> Result<()> {
+        self.encode_header_into(out)?;
+        out.extend_from_slice(&self.body);
+        Ok(())
+    }
+
+    /// Encode everything but the body (the header and its padding), appending it to `out`; the
+    /// body ([`Message::body_bytes`]) follows it on the wire. For vectored writes that do not
+    /// copy large bodies.
+    ///
+    /// # Errors
+    /// As [`Message::encode_into`].
+    pub fn encode_header_into(&self, out: &mut BytesMut) -> Result<()> {
+        if self.serial == 0 {
+            return Err(Error::new(ErrorKind::MissingSerial));
+        }
+        let origin = out.len();
+        let mut enc = Encoder::append_to(std::mem::take(out), self.endian);
+        let r = self.write_header(&mut enc);
+        *out = enc.into_inner();
+        if r.is_err() {
+            out.truncate(origin);
+        } else if out.len() - origin + self.body.len() > MAX_MESSAGE_LEN {
+            out.truncate(origin);
+            return Err(Error::new(ErrorKind::MessageTooLong));
+        }
+        r
+    }
+
+    fn write_header(&self, enc: &mut Encoder) -> Result<()> {
+        enc.put_u8(self.endian.marker());
+        enc.put_u8(self.msg_type.0);
+        enc.put_u8(self.flags.0);
+        enc.put_u8(1);
+        let body_len =
+            u32::try_from(self.body.len()).map_err(|_| Error::new(ErrorKind::MessageTooLong))?;
+        enc.put_u32(body_len);
+        enc.put_u32(self.serial);
+        enc.array(8, |enc| {
+            let mut string = |code: HeaderField, v: &Option<Bytes>| {
+                if let Some(s) = v {
+                    enc.align(8);
+                    enc.put_u8(code.0);
+                    enc.put_signature_bytes(&[code.expected_type().unwrap_or(b's')]);
+                    if code == HeaderField::SIGNATURE {
+                        enc.put_signature_bytes(s);
+                    } else {
+                        enc.put_u32(s.len() as u32);
+                        enc.put_bytes(s);
+                        enc.put_u8(0);
+                    }
+                }
+            };
+            string(HeaderField::PATH, &self.path);
+            string(HeaderField::INTERFACE, &self.interface);
+            string(HeaderField::MEMBER, &self.member);
+            string(HeaderField::ERROR_NAME, &self.error_name);
+            string(HeaderField::DESTINATION, &self.destination);
+            string(HeaderField::SENDER, &self.sender);
+            string(HeaderField::SIGNATURE, &self.signature);
+            for (code, v) in [
+                (HeaderField::REPLY_SERIAL, self.reply_serial),
+                (HeaderField::UNIX_FDS, self.unix_fds),
+            ] {
+                if let Some(v) = v {
+                    enc.align(8);
+                    enc.put_u8(code.0);
+                    enc.put_signature_bytes(b"u");
+                    enc.put_u32(v);
+                }
+            }
+            for (code, v) in &self.unknown_fields {
+                enc.align(8);
+                enc.put_u8(code.0);
+                v.encode(enc)?;
+            }
+            Ok(())
+        })?;
+        enc.align(8);
+        Ok(())
+    }
+
+    /// Encode the whole message into a new buffer.
+    ///
+    /// # Errors
+    /// As [`Message::encode_into`].
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = BytesMut::with_capacity(128 + self.body.len());
+        self.encode_into(&mut out)?;
+        Ok(out.into())
+    }
+
+    /// The byte order of the header and body.
+    pub fn endian(&self) -> Endian {
+        self.endian
+    }
+
+    /// The message type (unknown types are kept as their code).
+    pub fn message_type(&self) -> MessageType {
+        self.msg_type
+    }
+
+    /// The header flags.
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// Replace the header flags.
+    pub fn set_flags(&mut self, flags: Flags) {
+        self.flags = flags;
+    }
+
+    /// The serial (0 until one is assigned for sending).
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Set the serial; a connection does this just before sending.
+    pub fn set_serial(&mut self, serial: u32) {
+        self.serial = serial;
+    }
+
+    /// The PATH field.
+    pub fn path(&self) -> Option<ObjectPath<'_>> {
+        text_of(&self.path).map(ObjectPath::from_checked)
+    }
+
+    /// The INTERFACE field.
+    pub fn interface(&self) -> Option<InterfaceName<'_>> {
+        text_of(&self.interface).map(InterfaceName::from_checked)
+    }
+
+    /// The MEMBER field.
+    pub fn member(&self) -> Option<MemberName<'_>> {
+        text_of(&self.member).map(MemberName::from_checked)
+    }
+
+    /// The ERROR_NAME field.
+    pub fn error_name(&self) -> Option<ErrorName<'_>> {
+        text_of(&self.error_name).map(ErrorName::from_checked)
+    }
+
+    /// The REPLY_SERIAL field.
+    pub fn reply_serial(&self) -> Option<u32> {
+        self.reply_serial
+    }
+
+    /// The DESTINATION field.
+    pub fn destination(&self) -> Option<BusName<'_>> {
+        text_of(&self.destination).map(BusName::from_checked)
+    }
+
+    /// Set or clear the DESTINATION field.
+    pub fn set_destination(&mut self, name: Option<&BusName<'_>>) {
+        self.destination = name.map(|n| Bytes::copy_from_slice(n.as_bytes()));
+    }
+
+    /// The SENDER field.
+    pub fn sender(&self) -> Option<BusName<'_>> {
+        text_of(&self.sender).map(BusName::from_checked)
+    }
+
+    /// Set or clear the SENDER field (a bus stamps it on every message it relays).
+    pub fn set_sender(&mut self, name: Option<&BusName<'_>>) {
+        self.sender = name.map(|n| Bytes::copy_from_slice(n.as_bytes()));
+    }
+
+    /// The body signature (empty when the SIGNATURE field is absent).
+    pub fn signature(&self) -> Signature<'_> {
+        Signature::from_checked(text_of(&self.signature).unwrap_or_default())
+    }
+
+    /// The UNIX_FDS field: how many file descriptors travel with the message.
+    pub fn unix_fds(&self) -> Option<u32> {
+        self.unix_fds
+    }
+
+    /// Header fields with codes this library does not know, in the order they came.
+    pub fn unknown_fields(&self) -> &[(HeaderField, Value)] {
+        &self.unknown_fields
+    }
+
+    /// Remove the header fields this library does not know, as a bus must before relaying.
+    pub fn strip_unknown_fields(&mut self) {
+        self.unknown_fields.clear();
+    }
+
+    /// The body bytes, in the message's byte order.
+    pub fn body_bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Decode the body as `T`, borrowing strings and byte arrays from the message where `T`
+    /// does. `T` is the argument list: a tuple `(A, B, ...)` for several arguments (its parentheses
+    /// are not part of the body signature), a single type for one, `()` for none.
+    ///
+    /// # Errors
+    /// [`ErrorKind::SignatureMismatch`] when the body signature is not `T`'s; any decode error.
+    pub fn body<'a, T: Decode<'a>>(&'a self) -> Result<T> {
+        let sig = self.signature.as_deref().unwrap_or_default();
+        let want = T::SIGNATURE.as_bytes();
+        let fits = want == sig
+            || (want.len() >= 2
+                && want[0] == b'('
+                && &want[1..want.len() - 1] == sig
+                && crate::value::type_end(want, 0) == want.len());
+        if !fits {
+            return Err(Error::new(ErrorKind::SignatureMismatch).detail(format!(
+                "the body is {:?}, the requested type is {:?}",
+                text(sig),
+                T::SIGNATURE.as_str()
+            )));
+        }
+        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let v = T::decode(&mut dec)?;
+        dec.finish()?;
+        Ok(v)
+    }
+
+    /// Decode the body as dynamic values, one per argument.
+    ///
+    /// # Errors
+    /// Any decode error (the body was validated when the message was decoded, so only `h`
+    /// indexes past UNIX_FDS fail here).
+    pub fn body_values(&self) -> Result<Vec<Value>> {
+        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let v = Value::decode_all(&mut dec, &self.signature())?;
+        dec.finish()?;
+        Ok(v)
+    }
+
+    /// For an error reply: its text (the first body argument, when it is a string).
+    pub fn error_text(&self) -> Option<&str> {
+        if !self
+            .signature
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(b"s")
+        {
+            return None;
+        }
+        let mut dec = Decoder::new(&self.body, self.endian, 0);
+        <&str>::decode(&mut dec).ok()
+    }
+
+    /// Whether the sender wants a reply: a method call without NO_REPLY_EXPECTED.
+    pub fn expects_reply(&self) -> bool {
+        self.msg_type == MessageType::METHOD_CALL && !self.flags.contains(Flags::NO_REPLY_EXPECTED)
+    }
+
+    /// The file descriptors that travel with this message.
+    #[cfg(unix)]
+    pub fn fds(&self) -> &[OwnedFd] {
+        self.fds.as_deref().unwrap_or_default()
+    }
+
+    /// Attach received file descriptors (the transport does this); the UNIX_FDS field is left
+    /// as it is, so the caller can compare the two.
+    #[cfg(unix)]
+    pub fn set_fds(&mut self, fds: Vec<OwnedFd>) {
+        self.fds = if fds.is_empty() {
+            None
+        } else {
+            Some(fds.into())
+        };
+    }
+
+    /// The file descriptor a `h` value refers to.
+    ///
+    /// # Errors
+    /// [`ErrorKind::FdIndexOutOfRange`] when the message carries no such descriptor (what
+    /// libdbus reports as `org.freedesktop.DBus.Error.InconsistentMessage`).
+    #[cfg(unix)]
+    pub fn fd(&self, index: Fd) -> Result<BorrowedFd<'_>> {
+        self.fds()
+            .get(index.0 as usize)
+            .map(AsFd::as_fd)
+            .ok_or_else(|| {
+                Error::new(ErrorKind::FdIndexOutOfRange).detail(format!(
+                    "index {}, but {} file descriptors arrived",
+                    index.0,
+                    self.fds().len()
+                ))
+            })
+    }
+}
+
+impl PartialEq for Message {
+    /// Equal headers and body bytes (file descriptors are compared by count).
+    fn eq(&self, o: &Self) -> bool {
+        #[cfg(unix)]
+        let fds_equal = self.fds().len() == o.fds().len();
+        #[cfg(not(unix))]
+        let fds_equal = true;
+        self.endian == o.endian
+            && self.msg_type == o.msg_type
+            && self.flags == o.flags
+            && self.serial == o.serial
+            && self.path == o.path
+            && self.interface == o.interface
+            && self.member == o.member
+            && self.error_name == o.error_name
+            && self.reply_serial == o.reply_serial
+            && self.destination == o.destination
+            && self.sender == o.sender
+            && self.signature.as_deref().unwrap_or_default()
+                == o.signature.as_deref().unwrap_or_default()
+            && self.unix_fds == o.unix_fds
+            && self.unknown_fields == o.unknown_fields
+            && self.body == o.body
+            && fds_equal
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Message");
+        d.field("type", &format_args!("{}", self.msg_type))
+            .field("endian", &self.endian)
+            .field("flags", &self.flags.0)
+            .field("serial", &self.serial);
+        for (name, v) in [
+            ("path", &self.path),
+            ("interface", &self.interface),
+            ("member", &self.member),
+            ("error_name", &self.error_name),
+            ("destination", &self.destination),
+            ("sender", &self.sender),
+        ] {
+            if let Some(s) = text_of(v) {
+                d.field(name, &s);
+            }
+        }
+        if let Some(r) = self.reply_serial {
+            d.field("reply_serial", &r);
+        }
+        d.field("signature", &self.signature().as_str())
+            .field("body_len", &self.body.len());
+        if let Some(n) = self.unix_fds {
+            d.field("unix_fds", &n);
+        }
+        if !self.unknown_fields.is_empty() {
+            d.field("unknown_fields", &self.unknown_fields);
+        }
+        d.finish()
+    }
+}
+
+/// Builds a [`Message`]. Names are validated as they are set; the first problem is reported by
+/// [`MessageBuilder::build`].
+///
+/// Set the byte order ([`MessageBuilder::endian`]) before the body: the body is encoded when it
+/// is given.
+#[derive(Debug)]
+pub struct MessageBuilder {
+    msg: Message,
+    error: Option<Error>,
+}
+
+impl MessageBuilder {
+    fn new(msg_type: MessageType) -> Self {
+        Self {
+            msg: Message::empty(msg_type),
+            error: None,
+        }
+    }
+
+    fn reply_to(msg_type: MessageType, call: &Message) -> Self {
+        let mut b = Self::new(msg_type);
+        b.msg.reply_serial = Some(call.serial);
+        if call.serial == 0 {
+            b.error =
+                Some(Error::new(ErrorKind::BadSerial).detail("replying to a call with serial 0"));
+        }
+        b.msg.destination = call.sender.clone();
+        b
+    }
+
+    fn fail(&mut self, e: Error) {
+        self.error.get_or_insert(e);
+    }
+
+    fn string_field(
+        mut self,
+        slot: fn(&mut Message) -> &mut Option<Bytes>,
+        value: &str,
+        check: fn(&str) -> Result<()>,
+        what: &'static str,
+    ) -> Self {
+        match check(value) {
+            Ok(()) => *slot(&mut self.msg) = Some(Bytes::copy_from_slice(value.as_bytes())),
+            Err(e) => self.fail(e.within(format_args!("{what} field"))),
+        }
+        self
+    }
+
+    /// Set PATH.
+    pub fn path(self, path: impl AsRef<str>) -> Self {
+        self.string_field(|m| &mut m.path, path.as_ref(), check_object_path, "PATH")
+    }
+
+    /// Set INTERFACE.
+    pub fn interface(self, interface: impl AsRef<str>) -> Self {
+        self.string_field(
+            |m| &mut m.interface,
+            interface.as_ref(),
+            check_interface,
+            "INTERFACE",
+        )
+    }
+
+    /// Set MEMBER.
+    pub fn member(self, member: impl AsRef<str>) -> Self {
+        self.string_field(|m| &mut m.member, member.as_ref(), check_member, "MEMBER")
+    }
+
+    /// Set ERROR_NAME.
+    pub fn error_name(self, name: impl AsRef<str>) -> Self {
+        self.string_field(
+            |m| &mut m.error_name,
+            name.as_ref(),
+            check_error_name,
+            "ERROR_NAME",
+        )
+    }
+
+    /// Set DESTINATION.
+    pub fn destination(self, name: impl AsRef<str>) -> Self {
+        self.string_field(
+            |m| &mut m.destination,
+            name.as_ref(),
+            check_bus_name,
+            "DESTINATION",
+        )
+    }
+
+    /// Set SENDER (a bus sets this; clients normally do not).
+    pub fn sender(self, name: impl AsRef<str>) -> Self {
+        self.string_field(|m| &mut m.sender, name.as_ref(), check_bus_name, "SENDER")
+    }
+
+    /// Set REPLY_SERIAL.
+    pub fn reply_serial(mut self, serial: u32) -> Self {
+        self.msg.reply_serial = Some(serial);
+        self
+    }
+
+    /// Set the header flags.
+    pub fn flags(mut self, flags: Flags) -> Self {
+        self.msg.flags = flags;
+        self
+    }
+
+    /// Set the serial (a connection normally assigns it when sending).
+    pub fn serial(mut self, serial: u32) -> Self {
+        self.msg.serial = serial;
+        self
+    }
+
+    /// Set the byte order (before the body).
+    pub fn endian(mut self, endian: Endian) -> Self {
+        self.msg.endian = endian;
+        self
+    }
+
+    /// Add a header field with a code this library does not know (for tests of peers).
+    pub fn unknown_field(mut self, code: u8, value: Value) -> Self {
+        match HeaderField(code).expected_type() {
+            None if code != 0 => self.msg.unknown_fields.push((HeaderField(code), value)),
+            _ => self.fail(Error::new(ErrorKind::HeaderFieldCode).detail(format!("code {code}"))),
+        }
+        self
+    }
+
+    /// Encode `args` as the body: a tuple for several arguments (the tuple's parentheses are not
+    /// part of the signature), a single value for one, `()` for none. A single struct argument is
+    /// written as a one-element tuple: `&((1, 2),)`.
+    pub fn body<T: Encode + ?Sized>(mut self, args: &T) -> Self {
+        let full = T::SIGNATURE.as_bytes();
+        let sig = match full {
+            [b'(', inner @ .., b')'] if crate::value::type_end(full, 0) == full.len() => inner,
+            _ => full,
+        };
+        if let Err(e) = check_signature_bytes(sig) {
+            self.fail(e.within("body signature"));
+            return self;
+        }
+        let mut enc = Encoder::new(self.msg.endian);
+        match args.encode(&mut enc) {
+            Ok(()) => self.set_body(sig, enc),
+            Err(e) => self.fail(e.within("body")),
+        }
+        self
+    }
+
+    /// Encode dynamic values as the body, one argument each.
+    pub fn body_values(mut self, args: &[Value]) -> Self {
+        let sig = Value::signature_of(args);
+        if let Err(e) = check_signature_bytes(sig.as_bytes()) {
+            self.fail(e.within("body signature"));
+            return self;
+        }
+        let mut enc = Encoder::new(self.msg.endian);
+        let mut r = Ok(());
+        let bytes = sig.as_bytes();
+        let mut i = 0;
+        for v in args {
+            let end = crate::value::type_end(bytes, i);
+            r = r.and_then(|()| encode_value(&mut enc, v, &bytes[i..end]));
+            i = end;
+        }
+        match r {
+            Ok(()) => self.set_body(bytes, enc),
+            Err(e) => self.fail(e.within("body")),
+        }
+        self
+    }
+
+    fn set_body(&mut self, sig: &[u8], enc: Encoder) {
+        self.msg.signature = (!sig.is_empty()).then(|| Bytes::copy_from_slice(sig));
+        self.msg.body = enc.into_inner().freeze();
+    }
+
+    /// Attach file descriptors; UNIX_FDS is set to their number.
+    #[cfg(unix)]
+    pub fn fds(mut self, fds: Vec<OwnedFd>) -> Self {
+        self.msg.unix_fds = (!fds.is_empty()).then_some(fds.len() as u32);
+        self.msg.set_fds(fds);
+        self
+    }
+
+    /// Finish the message.
+    ///
+    /// # Errors
+    /// The first invalid name or body given, or a required field that is missing.
+    pub fn build(self) -> Result<Message> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.msg.check_required()?;
+        Ok(self.msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn call() -> Message {
+        Message::method_call("/org/example/Obj", "Frob")
+            .interface("org.example.Iface")
+            .destination("org.example.Service")
+            .serial(7)
+            .body(&("hi", 42u32, true))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn method_call_round_trips_in_both_orders() {
+        for endian in [Endian::Little, Endian::Big] {
+            let msg = Message::method_call("/a", "M")
+                .endian(endian)
+                .serial(3)
+                .body(&(
+                    "x",
+                    vec![1i64, 2],
+                    HashMap::from([("k".to_owned(), Value::U32(1))]),
+                ))
+                .build()
+                .unwrap();
+            assert_eq!(msg.signature().as_str(), "saxa{sv}");
+            let bytes = msg.encode().unwrap();
+            assert_eq!(frame_len(&bytes).unwrap(), Some(bytes.len()));
+            let back = Message::decode(Bytes::from(bytes)).unwrap();
+            assert_eq!(back, msg);
+            let (s, xs, m): (&str, Vec<i64>, HashMap<&str, Value>) = back.body().unwrap();
+            assert_eq!((s, xs, m["k"].clone()), ("x", vec![1, 2], Value::U32(1)));
+        }
+    }
+
+    #[test]
+    fn reply_answers_the_call() {
+        let mut c = call();
+        c.set_sender(Some(&BusName::new(":1.5").unwrap()));
+        let r = Message::method_return(&c)
+            .serial(1)
+            .body(&"ok")
+            .build()
+            .unwrap();
+        assert_eq!(r.reply_serial(), Some(7));
+        assert_eq!(r.destination().unwrap(), ":1.5");
+        let e = Message::error(&c, "org.example.Error.Nope", "no such thing")
+            .serial(2)
+            .build()
+            .unwrap();
+        assert_eq!(e.error_name().unwrap(), "org.example.Error.Nope");
+        assert_eq!(e.error_text(), Some("no such thing"));
+    }
+
+    #[test]
+    fn typed_body_accepts_tuple_or_single_struct() {
+        let m = call();
+        let (s, n, b): (String, u32, bool) = m.body().unwrap();
+        assert_eq!((s.as_str(), n, b), ("hi", 42, true));
+        assert_eq!(
+            m.body::<(String, u32)>().unwrap_err().kind(),
+            ErrorKind::SignatureMismatch
+        );
+        let single = Message::method_call("/a", "M")
+            .serial(1)
+            .body(&((1i32, 2i32),))
+            .build()
+            .unwrap();
+        assert_eq!(single.signature().as_str(), "(ii)");
+        assert_eq!(single.body::<((i32, i32),)>().unwrap(), ((1, 2),));
+    }
+
+    #[test]
+    fn builder_reports_the_first_bad_name() {
+        let e = Message::method_call("/a", "M")
+            .interface("nodots")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInterface);
+        assert!(e.to_string().contains("INTERFACE field"), "{e}");
+    }
+
+    #[test]
+    fn encode_without_serial_fails() {
+        let m = Message::method_call("/a", "M").build().unwrap();
+        assert_eq!(m.encode().unwrap_err().kind(), ErrorKind::MissingSerial);
+    }
+}

@@ -1,0 +1,451 @@
+//! Type signatures: validation against every rule of the specification, the parsed type tree,
+//! and the [`Type`] trait that gives a Rust type its signature as a compile-time constant.
+//!
+//! Rules (specification, "Signatures" and "Container types"): only known type codes; the reserved
+//! codes `r e m * ? @ & ^` never on the wire; `a` followed by one complete type; structs
+//! non-empty and balanced; dict entries only directly inside an array, with exactly two fields and
+//! a basic key; at most 32 nested arrays and 32 nested structs (dict entries count as structs);
+//! at most 255 bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::names::name_type;
+
+/// The longest signature the specification allows, in bytes.
+pub const MAX_SIGNATURE_LEN: usize = 255;
+/// The deepest nesting of arrays (and, separately, of structs) allowed.
+pub const MAX_ARRAY_DEPTH: u32 = 32;
+/// The deepest nesting of structs and dict entries allowed.
+pub const MAX_STRUCT_DEPTH: u32 = 32;
+/// The deepest total nesting of containers, variants included.
+pub const MAX_TOTAL_DEPTH: u32 = 64;
+
+pub(crate) fn is_basic(c: u8) -> bool {
+    matches!(
+        c,
+        b'y' | b'b' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd' | b's' | b'o' | b'g' | b'h'
+    )
+}
+
+fn code_error(c: u8, at: usize) -> Error {
+    let kind = match c {
+        b')' => ErrorKind::StructEndedButNotStarted,
+        b'{' => ErrorKind::DictEntryNotInsideArray,
+        b'}' => ErrorKind::DictEntryEndedButNotStarted,
+        b'r' | b'e' | b'm' | b'*' | b'?' | b'@' | b'&' | b'^' => ErrorKind::ReservedTypeCode,
+        _ => ErrorKind::UnknownTypeCode,
+    };
+    Error::at(kind, at).detail(format!("type code {:?}", c as char))
+}
+
+/// Check one single complete type starting at `i`; return the index after it.
+fn check_single(s: &[u8], i: usize, arrays: u32, structs: u32) -> Result<usize> {
+    let Some(&c) = s.get(i) else {
+        // Callers handle the end of input themselves; this is only reached through `a`.
+        return Err(Error::at(ErrorKind::MissingArrayElementType, i));
+    };
+    match c {
+        c if is_basic(c) || c == b'v' => Ok(i + 1),
+        b'a' => {
+            if arrays + 1 > MAX_ARRAY_DEPTH {
+                return Err(Error::at(ErrorKind::ExceededMaximumArrayRecursion, i));
+            }
+            match s.get(i + 1) {
+                None | Some(b')') | Some(b'}') => {
+                    Err(Error::at(ErrorKind::MissingArrayElementType, i))
+                }
+                Some(b'{') => check_dict_entry(s, i + 1, arrays + 1, structs),
+                Some(_) => check_single(s, i + 1, arrays + 1, structs),
+            }
+        }
+        b'(' => {
+            if structs + 1 > MAX_STRUCT_DEPTH {
+                return Err(Error::at(ErrorKind::ExceededMaximumStructRecursion, i));
+            }
+            let mut j = i + 1;
+            if s.get(j) == Some(&b')') {
+                return Err(Error::at(ErrorKind::StructHasNoFields, i));
+            }
+            loop {
+                match s.get(j) {
+                    None => return Err(Error::at(ErrorKind::StructStartedButNotEnded, i)),
+                    Some(b')') => return Ok(j + 1),
+                    Some(_) => j = check_single(s, j, arrays, structs + 1)?,
+                }
+            }
+        }
+        _ => Err(code_error(c, i)),
+    }
+}
+
+/// Check a dict entry `{kv}` whose `{` is at `i`; return the index after `}`.
+fn check_dict_entry(s: &[u8], i: usize, arrays: u32, structs: u32) -> Result<usize> {
+    if structs + 1 > MAX_STRUCT_DEPTH {
+        return Err(Error::at(ErrorKind::ExceededMaximumStructRecursion, i));
+    }
+    let key = i + 1;
+    match s.get(key) {
+        None => return Err(Error::at(ErrorKind::DictEntryStartedButNotEnded, i)),
+        Some(b'}') => return Err(Error::at(ErrorKind::DictEntryHasNoFields, i)),
+        Some(&c) if is_basic(c) => {}
+        Some(b'a' | b'(' | b'v' | b'{') => {
+            return Err(Error::at(ErrorKind::DictKeyMustBeBasicType, key));
+        }
+        Some(&c) => return Err(code_error(c, key)),
+    }
+    let value = key + 1;
+    match s.get(value) {
+        None => return Err(Error::at(ErrorKind::DictEntryStartedButNotEnded, i)),
+        Some(b'}') => return Err(Error::at(ErrorKind::DictEntryHasOnlyOneField, i)),
+        Some(_) => {}
+    }
+    let end = check_single(s, value, arrays, structs + 1)?;
+    match s.get(end) {
+        Some(b'}') => Ok(end + 1),
+        None => Err(Error::at(ErrorKind::DictEntryStartedButNotEnded, i)),
+        Some(_) => Err(Error::at(ErrorKind::DictEntryHasTooManyFields, i)),
+    }
+}
+
+/// Validate a whole signature (zero or more complete types).
+pub(crate) fn check_signature_bytes(s: &[u8]) -> Result<()> {
+    if s.len() > MAX_SIGNATURE_LEN {
+        return Err(Error::new(ErrorKind::SignatureTooLong));
+    }
+    let mut i = 0;
+    while i < s.len() {
+        i = check_single(s, i, 0, 0)?;
+    }
+    Ok(())
+}
+
+fn check_signature(s: &str) -> Result<()> {
+    check_signature_bytes(s.as_bytes()).map_err(|e| e.detail(format!("signature {s:?}")))
+}
+
+/// Validate a variant's signature: exactly one complete type.
+pub(crate) fn check_single_type(s: &[u8]) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::new(ErrorKind::VariantSignatureEmpty));
+    }
+    if s.len() > MAX_SIGNATURE_LEN {
+        return Err(Error::new(ErrorKind::SignatureTooLong));
+    }
+    let end = check_single(s, 0, 0, 0)?;
+    if end != s.len() {
+        return Err(Error::new(
+            ErrorKind::VariantSignatureSpecifiesMultipleValues,
+        ));
+    }
+    Ok(())
+}
+
+name_type!(
+    /// A validated type signature such as `a{sv}` (zero or more complete types, at most 255 bytes).
+    Signature, check_signature
+);
+
+impl Signature<'_> {
+    /// The empty signature (no arguments).
+    pub const EMPTY: Signature<'static> = Signature(Cow::Borrowed(""));
+
+    /// Parse into a tree of complete types, one per top-level type.
+    pub fn types(&self) -> Vec<SignatureType> {
+        let s = self.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < s.len() {
+            let (t, next) = build(s, i);
+            out.push(t);
+            i = next;
+        }
+        out
+    }
+
+    /// Whether this signature is exactly one complete type (what a variant may hold).
+    pub fn is_single_type(&self) -> bool {
+        check_single_type(self.as_bytes()).is_ok()
+    }
+}
+
+/// One complete type, parsed from a signature.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SignatureType {
+    /// `y`
+    Byte,
+    /// `b`
+    Boolean,
+    /// `n`
+    Int16,
+    /// `q`
+    UInt16,
+    /// `i`
+    Int32,
+    /// `u`
+    UInt32,
+    /// `x`
+    Int64,
+    /// `t`
+    UInt64,
+    /// `d`
+    Double,
+    /// `s`
+    String,
+    /// `o`
+    ObjectPath,
+    /// `g`
+    Signature,
+    /// `h`
+    UnixFd,
+    /// `v`
+    Variant,
+    /// `aT` (not a dict)
+    Array(Box<SignatureType>),
+    /// `a{KV}`
+    Dict(Box<SignatureType>, Box<SignatureType>),
+    /// `(T...)`
+    Struct(Vec<SignatureType>),
+}
+
+/// Build the tree of a type known to be valid. Indexing falls back to `Variant` on bytes that
+/// cannot occur after validation, so this never panics.
+fn build(s: &[u8], i: usize) -> (SignatureType, usize) {
+    use SignatureType as T;
+    let c = s.get(i).copied().unwrap_or(b'v');
+    let simple = match c {
+        b'y' => T::Byte,
+        b'b' => T::Boolean,
+        b'n' => T::Int16,
+        b'q' => T::UInt16,
+        b'i' => T::Int32,
+        b'u' => T::UInt32,
+        b'x' => T::Int64,
+        b't' => T::UInt64,
+        b'd' => T::Double,
+        b's' => T::String,
+        b'o' => T::ObjectPath,
+        b'g' => T::Signature,
+        b'h' => T::UnixFd,
+        b'a' if s.get(i + 1) == Some(&b'{') => {
+            let (k, after_k) = build(s, i + 2);
+            let (v, after_v) = build(s, after_k);
+            return (T::Dict(Box::new(k), Box::new(v)), after_v + 1);
+        }
+        b'a' => {
+            let (e, next) = build(s, i + 1);
+            return (T::Array(Box::new(e)), next);
+        }
+        b'(' => {
+            let mut fields = Vec::new();
+            let mut j = i + 1;
+            while j < s.len() && s[j] != b')' {
+                let (f, next) = build(s, j);
+                fields.push(f);
+                j = next;
+            }
+            return (T::Struct(fields), j + 1);
+        }
+        _ => T::Variant,
+    };
+    (simple, i + 1)
+}
+
+impl SignatureType {
+    /// The alignment of this type on the wire, in bytes.
+    pub fn alignment(&self) -> usize {
+        use SignatureType as T;
+        match self {
+            T::Byte | T::Signature | T::Variant => 1,
+            T::Int16 | T::UInt16 => 2,
+            T::Boolean | T::Int32 | T::UInt32 | T::UnixFd | T::String | T::ObjectPath => 4,
+            T::Array(_) | T::Dict(..) => 4,
+            T::Int64 | T::UInt64 | T::Double | T::Struct(_) => 8,
+        }
+    }
+
+    /// Whether this is a basic (non-container) type, as a dict key must be.
+    pub fn is_basic(&self) -> bool {
+        use SignatureType as T;
+        !matches!(self, T::Variant | T::Array(_) | T::Dict(..) | T::Struct(_))
+    }
+
+    fn write(&self, out: &mut String) {
+        use SignatureType as T;
+        let c = match self {
+            T::Byte => 'y',
+            T::Boolean => 'b',
+            T::Int16 => 'n',
+            T::UInt16 => 'q',
+            T::Int32 => 'i',
+            T::UInt32 => 'u',
+            T::Int64 => 'x',
+            T::UInt64 => 't',
+            T::Double => 'd',
+            T::String => 's',
+            T::ObjectPath => 'o',
+            T::Signature => 'g',
+            T::UnixFd => 'h',
+            T::Variant => 'v',
+            T::Array(e) => {
+                out.push('a');
+                return e.write(out);
+            }
+            T::Dict(k, v) => {
+                out.push_str("a{");
+                k.write(out);
+                v.write(out);
+                return out.push('}');
+            }
+            T::Struct(fields) => {
+                out.push('(');
+                fields.iter().for_each(|f| f.write(out));
+                return out.push(')');
+            }
+        };
+        out.push(c);
+    }
+}
+
+impl fmt::Display for SignatureType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
+/// A signature built at compile time, so that [`Type::SIGNATURE`] costs nothing at run time.
+/// Built with [`ConstSignature::new`] and [`ConstSignature::concat`]; a signature longer than
+/// 255 bytes fails to compile.
+#[derive(Clone, Copy)]
+pub struct ConstSignature {
+    bytes: [u8; MAX_SIGNATURE_LEN],
+    len: u8,
+}
+
+impl ConstSignature {
+    /// A constant signature from a string. Panics at compile time when longer than 255 bytes;
+    /// validity is checked by the tests of each `Type` impl.
+    pub const fn new(s: &str) -> Self {
+        Self::EMPTY.concat_bytes(s.as_bytes())
+    }
+
+    /// The empty signature.
+    pub const EMPTY: Self = Self {
+        bytes: [0; MAX_SIGNATURE_LEN],
+        len: 0,
+    };
+
+    /// `self` followed by `other`.
+    pub const fn concat(self, other: ConstSignature) -> Self {
+        self.concat_bytes(other.as_bytes())
+    }
+
+    const fn concat_bytes(mut self, b: &[u8]) -> Self {
+        let start = self.len as usize;
+        assert!(
+            start + b.len() <= MAX_SIGNATURE_LEN,
+            "signature longer than 255 bytes"
+        );
+        let mut i = 0;
+        while i < b.len() {
+            self.bytes[start + i] = b[i];
+            i += 1;
+        }
+        self.len = (start + b.len()) as u8;
+        self
+    }
+
+    /// `self` with one more type code appended.
+    pub const fn push(self, c: u8) -> Self {
+        self.concat_bytes(&[c])
+    }
+
+    /// The signature bytes.
+    pub const fn as_bytes(&self) -> &[u8] {
+        self.bytes.split_at(self.len as usize).0
+    }
+
+    /// The signature as a string (type codes are ASCII).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// As a validated [`Signature`].
+    ///
+    /// # Errors
+    /// When the constant is not a valid signature (a bug in a `Type` impl).
+    pub fn to_signature(&self) -> Result<Signature<'_>> {
+        Signature::new(self.as_str())
+    }
+}
+
+impl fmt::Debug for ConstSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConstSignature({:?})", self.as_str())
+    }
+}
+
+impl PartialEq for ConstSignature {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ConstSignature {}
+
+/// A Rust type that has one D-Bus signature, known at compile time.
+pub trait Type {
+    /// The D-Bus signature of this type (a single complete type, or for the unit type and
+    /// argument tuples used as message bodies, see [`crate::Message`]).
+    const SIGNATURE: ConstSignature;
+    /// The alignment of the first byte of this type on the wire.
+    const ALIGNMENT: usize;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(s: &str) -> Option<ErrorKind> {
+        check_signature_bytes(s.as_bytes()).err().map(|e| e.kind())
+    }
+
+    #[test]
+    fn tree_prints_back_to_the_same_signature() {
+        for s in [
+            "a{sv}",
+            "(ia{s(vv)})",
+            "aai",
+            "sa{sv}as",
+            "",
+            "a{oa{sa{sv}}}",
+        ] {
+            let sig = Signature::new(s).unwrap();
+            let printed: String = sig.types().iter().map(|t| t.to_string()).collect();
+            assert_eq!(printed, s);
+        }
+    }
+
+    #[test]
+    fn dict_entry_counts_towards_struct_depth() {
+        let ok = format!("{}i{}", "(".repeat(31), ")".repeat(31));
+        assert_eq!(kind(&format!("a{{s{ok}}}")), None);
+        let too_deep = format!("{}i{}", "(".repeat(32), ")".repeat(32));
+        assert_eq!(
+            kind(&format!("a{{s{too_deep}}}")),
+            Some(ErrorKind::ExceededMaximumStructRecursion)
+        );
+    }
+
+    #[test]
+    fn const_signature_concatenates() {
+        const S: ConstSignature = ConstSignature::new("a{")
+            .concat(ConstSignature::new("sv"))
+            .push(b'}');
+        assert_eq!(S.as_str(), "a{sv}");
+        assert!(S.to_signature().is_ok());
+    }
+}
