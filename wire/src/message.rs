@@ -267,6 +267,9 @@ pub struct Message {
     fds: Option<Arc<[OwnedFd]>>,
 }
 
+/// A validator of one kind of name.
+type NameCheck = fn(&str) -> Result<()>;
+
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
 }
@@ -419,7 +422,7 @@ impl Message {
             }
             seen |= 1 << code.0;
             let value_at = d.pos();
-            let named = |s: &str, check: fn(&str) -> Result<()>| {
+            let named = |s: &str, check: NameCheck| {
                 check(s).map_err(|e| e.relative_to(value_at).within(format_args!("{what} field")))
             };
             match code {
@@ -437,7 +440,7 @@ impl Message {
                 HeaderField::UNIX_FDS => self.unix_fds = Some(d.u32()?),
                 _ => {
                     let s = d.str()?;
-                    let (slot, check): (&mut Option<Bytes>, fn(&str) -> Result<()>) = match code {
+                    let (slot, check): (&mut Option<Bytes>, NameCheck) = match code {
                         HeaderField::INTERFACE => (&mut self.interface, check_interface),
                         HeaderField::MEMBER => (&mut self.member, check_member),
                         HeaderField::ERROR_NAME => (&mut self.error_name, check_error_name),
@@ -890,7 +893,7 @@ impl MessageBuilder {
         mut self,
         slot: fn(&mut Message) -> &mut Option<Bytes>,
         value: &str,
-        check: fn(&str) -> Result<()>,
+        check: NameCheck,
         what: &'static str,
     ) -> Self {
         match check(value) {
