@@ -1,0 +1,253 @@
+//! Unix domain stream sockets: path and abstract addresses, SCM_RIGHTS fd
+//! passing with `sendmsg`/`recvmsg` (through rustix's safe API), and
+//! SO_PEERCRED credentials.
+
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+
+use super::{Received, Transport, TransportRead, TransportWrite};
+use crate::creds::Credentials;
+use crate::error::{Error, Result};
+
+/// Linux's limit on fds in one `sendmsg` (`SCM_MAX_FD`).
+pub const MAX_FDS_PER_SEND: usize = 253;
+
+/// How many fds one `recvmsg` makes room for by default (`SCM_MAX_FD`).
+pub const DEFAULT_MAX_RECV_FDS: usize = MAX_FDS_PER_SEND;
+
+/// A connected Unix domain stream socket.
+#[derive(Debug)]
+pub struct UnixTransport {
+    stream: Arc<UnixStream>,
+    creds: Option<Credentials>,
+    max_recv_fds: usize,
+}
+
+impl UnixTransport {
+    /// Wraps a connected tokio socket and reads its peer's credentials.
+    pub fn new(stream: UnixStream) -> Self {
+        let creds = Credentials::from_socket(&stream);
+        UnixTransport {
+            stream: Arc::new(stream),
+            creds,
+            max_recv_fds: DEFAULT_MAX_RECV_FDS,
+        }
+    }
+
+    /// Wraps a connected std socket (it is made non-blocking).
+    ///
+    /// # Errors
+    /// When the socket cannot be registered with tokio (needs a runtime).
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> Result<Self> {
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("setting non-blocking", e))?;
+        let s = UnixStream::from_std(stream).map_err(|e| Error::io("registering socket", e))?;
+        Ok(Self::new(s))
+    }
+
+    /// Connects to a socket in the file system.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the connection fails.
+    pub async fn connect_path(path: &std::path::Path) -> Result<Self> {
+        let s = UnixStream::connect(path)
+            .await
+            .map_err(|e| Error::io("connecting to unix socket", e))?;
+        Ok(Self::new(s))
+    }
+
+    /// Connects to a Linux abstract socket (`name` without the leading NUL).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the connection fails.
+    pub async fn connect_abstract(name: &[u8]) -> Result<Self> {
+        let addr = abstract_addr(name)?;
+        // A local connect does not block for long; done on the blocking pool all the same.
+        let std = tokio::task::spawn_blocking(move || {
+            std::os::unix::net::UnixStream::connect_addr(&addr)
+        })
+        .await
+        .map_err(|e| Error::io("connecting to abstract socket", std::io::Error::other(e)))?
+        .map_err(|e| Error::io("connecting to abstract socket", e))?;
+        Self::from_std(std)
+    }
+
+    /// Room for at most this many fds per `recvmsg` (more arrive as MSG_CTRUNC).
+    pub fn set_max_recv_fds(&mut self, n: usize) {
+        self.max_recv_fds = n;
+    }
+}
+
+pub(crate) fn abstract_addr(name: &[u8]) -> Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name)
+        .map_err(|e| Error::io("abstract socket name", e))
+}
+
+/// A connected pair of Unix sockets (for tests, benchmarks and in-process use with real fds).
+///
+/// # Errors
+/// When the sockets cannot be made or registered (needs a tokio runtime).
+pub fn socketpair() -> Result<(UnixTransport, UnixTransport)> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+    Ok((UnixTransport::from_std(a)?, UnixTransport::from_std(b)?))
+}
+
+impl Transport for UnixTransport {
+    fn can_pass_fds(&self) -> bool {
+        true
+    }
+    fn peer_credentials(&self) -> Option<Credentials> {
+        self.creds
+    }
+    fn split(self: Box<Self>) -> (Box<dyn TransportRead>, Box<dyn TransportWrite>) {
+        let space =
+            vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(self.max_recv_fds.max(1)))];
+        (
+            Box::new(UnixReadHalf {
+                stream: Arc::clone(&self.stream),
+                space,
+            }),
+            Box::new(UnixWriteHalf {
+                stream: self.stream,
+            }),
+        )
+    }
+}
+
+/// Reading half of a [`UnixTransport`].
+#[derive(Debug)]
+struct UnixReadHalf {
+    stream: Arc<UnixStream>,
+    space: Vec<MaybeUninit<u8>>,
+}
+
+/// Writing half of a [`UnixTransport`].
+#[derive(Debug)]
+struct UnixWriteHalf {
+    stream: Arc<UnixStream>,
+}
+
+fn recv_once(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    space: &mut [MaybeUninit<u8>],
+    fds: &mut Vec<OwnedFd>,
+) -> std::io::Result<Received> {
+    let mut cmsg = RecvAncillaryBuffer::new(space);
+    let mut iov = [IoSliceMut::new(buf)];
+    let r = rustix::net::recvmsg(fd, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)?;
+    let truncated = r.flags.contains(ReturnFlags::CTRUNC);
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(iter) = msg {
+            if truncated {
+                // CVE-2020-12049: close what arrived instead of leaking it.
+                iter.for_each(drop);
+            } else {
+                fds.extend(iter);
+            }
+        }
+    }
+    Ok(Received {
+        bytes: r.bytes,
+        fds_truncated: truncated,
+    })
+}
+
+impl TransportRead for UnixReadHalf {
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+    ) -> Poll<Result<Received>> {
+        let UnixReadHalf { stream, space } = self;
+        loop {
+            ready!(stream.poll_read_ready(cx)).map_err(|e| Error::io("waiting to read", e))?;
+            match stream.try_io(Interest::READABLE, || {
+                recv_once(stream.as_fd(), buf, space, fds)
+            }) {
+                Ok(r) => return Poll::Ready(Ok(r)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(Error::io("recvmsg", e))),
+            }
+        }
+    }
+}
+
+fn send_once(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>], fds: &[OwnedFd]) -> std::io::Result<usize> {
+    if fds.is_empty() {
+        let mut empty = SendAncillaryBuffer::default();
+        return Ok(rustix::net::sendmsg(
+            fd,
+            bufs,
+            &mut empty,
+            SendFlags::NOSIGNAL,
+        )?);
+    }
+    let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(borrowed.len()))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    if !cmsg.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+        return Err(std::io::Error::other("fd control buffer too small"));
+    }
+    Ok(rustix::net::sendmsg(
+        fd,
+        bufs,
+        &mut cmsg,
+        SendFlags::NOSIGNAL,
+    )?)
+}
+
+impl TransportWrite for UnixWriteHalf {
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        fds: &mut Vec<OwnedFd>,
+    ) -> Poll<Result<usize>> {
+        if fds.len() > MAX_FDS_PER_SEND {
+            return Poll::Ready(Err(Error::TooManyFds {
+                count: fds.len(),
+                limit: MAX_FDS_PER_SEND,
+            }));
+        }
+        let stream = &self.stream;
+        loop {
+            ready!(stream.poll_write_ready(cx)).map_err(|e| Error::io("waiting to write", e))?;
+            match stream.try_io(Interest::WRITABLE, || send_once(stream.as_fd(), bufs, fds)) {
+                Ok(n) => {
+                    if n > 0 {
+                        // The kernel holds its own references now; close ours.
+                        fds.clear();
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(Error::io("sendmsg", e))),
+            }
+        }
+    }
+
+    fn poll_shutdown(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let r = rustix::net::shutdown(self.stream.as_fd(), rustix::net::Shutdown::Write);
+        Poll::Ready(r.map_err(|e| Error::io("shutdown", e.into())))
+    }
+
+    fn can_pass_fds(&self) -> bool {
+        true
+    }
+}
