@@ -954,6 +954,13 @@ impl MessageBuilder {
         self
     }
 
+    /// Set UNIX_FDS without attaching descriptors (for tools that describe messages; a
+    /// connection refuses to send a message whose descriptors are missing).
+    pub fn unix_fds(mut self, count: u32) -> Self {
+        self.msg.unix_fds = Some(count);
+        self
+    }
+
     /// Set the header flags.
     pub fn flags(mut self, flags: Flags) -> Self {
         self.msg.flags = flags;
