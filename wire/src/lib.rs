@@ -9,6 +9,24 @@
 //! - [`Signature`], [`SignatureType`] and the [`Type`] trait: signatures, parsed and checked.
 //! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values.
 //! - [`Message`]: header, builders, `encode`, validating `decode`; [`frame_len`] for streams.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use fastbus_wire::{Message, Value};
+//! use std::collections::HashMap;
+//!
+//! let call = Message::method_call("/org/example/Thing", "SetProps")
+//!     .interface("org.example.Thing")
+//!     .destination("org.example.Service")
+//!     .serial(1)
+//!     .body(&("name", HashMap::from([("volume".to_owned(), Value::U32(11))])))
+//!     .build()?;
+//! let bytes = call.encode()?;
+//! let back = Message::decode(Bytes::from(bytes))?;
+//! let (name, props): (&str, HashMap<&str, Value>) = back.body()?; // borrows from the message
+//! assert_eq!((name, &props["volume"]), ("name", &Value::U32(11)));
+//! # Ok::<(), fastbus_wire::Error>(())
+//! ```
 
 mod codec;
 mod error;
