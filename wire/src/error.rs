@@ -128,6 +128,12 @@ pub enum ErrorKind {
     InvalidValue,
     /// A message without a serial could not be encoded.
     MissingSerial,
+    /// A match rule breaks the grammar of the specification's "Match Rules" section (a bus
+    /// answers `org.freedesktop.DBus.Error.MatchRuleInvalid`).
+    BadMatchRule,
+    /// A match rule longer than 1024 bytes (a bus answers
+    /// `org.freedesktop.DBus.Error.LimitsExceeded`).
+    MatchRuleTooLong,
 }
 
 impl ErrorKind {
@@ -196,6 +202,8 @@ impl ErrorKind {
             SignatureMismatch => "signature does not match the requested type",
             InvalidValue => "value cannot be encoded",
             MissingSerial => "message has no serial",
+            BadMatchRule => "invalid match rule",
+            MatchRuleTooLong => "match rule longer than 1024 bytes",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`Signature`], [`SignatureType`] and the [`Type`] trait: signatures, parsed and checked.
 //! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values.
 //! - [`Message`]: header, builders, `encode`, validating `decode`; [`frame_len`] for streams.
+//! - [`match_rule`]: match rules ([`MatchRule`]): parse, build, print, match messages.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -30,6 +31,7 @@
 
 mod codec;
 mod error;
+pub mod match_rule;
 mod message;
 pub mod names;
 mod signature;
@@ -39,6 +41,7 @@ pub use codec::{
     Decode, Decoder, Encode, Encoder, Endian, Fd, MAX_ARRAY_LEN, Variant, from_bytes, to_bytes,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use match_rule::{MatchContext, MatchRule, MatchRuleBuilder, MessageArgs};
 pub use message::{
     FIXED_HEADER_LEN, Flags, HeaderField, LOCAL_INTERFACE, LOCAL_PATH, MAX_MESSAGE_LEN, Message,
     MessageBuilder, MessageType, frame_len,
