@@ -278,8 +278,8 @@ impl<'a> Decoder<'a> {
         let Some(p) = self.buf.get(self.pos..self.pos + pad) else {
             return Err(self.error(ErrorKind::NotEnoughData));
         };
-        if p.iter().any(|&b| b != 0) {
-            return Err(self.error(ErrorKind::PaddingNotNul));
+        if let Some(i) = p.iter().position(|&b| b != 0) {
+            return Err(self.error_at(ErrorKind::PaddingNotNul, self.pos + i));
         }
         self.pos += pad;
         Ok(())
