@@ -357,6 +357,7 @@ impl<'a> Decoder<'a> {
     /// Read a BOOLEAN (a UINT32 that must be 0 or 1).
     #[inline]
     pub fn bool(&mut self) -> Result<bool> {
+        self.align(4)?;
         let at = self.pos;
         match self.u32()? {
             0 => Ok(false),
@@ -437,6 +438,7 @@ impl<'a> Decoder<'a> {
     /// Read a UNIX_FD index, checking it against the message's UNIX_FDS count.
     #[inline]
     pub fn fd_index(&mut self) -> Result<u32> {
+        self.align(4)?;
         let at = self.pos;
         let i = self.u32()?;
         if i >= self.n_fds {
@@ -470,6 +472,7 @@ impl<'a> Decoder<'a> {
     /// to `elem_align`. Returns the position where the elements end.
     #[inline]
     pub fn array_start(&mut self, elem_align: usize) -> Result<usize> {
+        self.align(4)?;
         let at = self.pos;
         let len = self.u32()? as usize;
         if len > MAX_ARRAY_LEN {
@@ -510,6 +513,7 @@ impl<'a> Decoder<'a> {
     /// of `elem_size` elements (CVE-2022-42011).
     #[inline]
     pub fn fixed_array(&mut self, elem_size: usize) -> Result<&'a [u8]> {
+        self.align(4)?;
         let at = self.pos;
         let end = self.array_start(elem_size.min(8))?;
         let len = end - self.pos;
