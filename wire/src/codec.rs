@@ -391,9 +391,10 @@ impl<'a> Decoder<'a> {
 
     /// Read an OBJECT_PATH, checking its grammar.
     pub fn object_path(&mut self) -> Result<ObjectPath<'a>> {
+        self.align(4)?;
         let at = self.pos;
         let s = self.str()?;
-        check_object_path(s).map_err(|e| e.shifted(self.base + at))?;
+        check_object_path(s).map_err(|e| e.relative_to(at).shifted(self.base))?;
         Ok(ObjectPath::from_checked(s))
     }
 
