@@ -30,7 +30,9 @@
 //!   (`MatchRuleInvalid`), with the byte offset and what was wrong.
 //!
 //! Where dbus-daemon is laxer than the specification we are stricter, and say so: a stray `=`
-//! with no key before it (dbus-daemon silently ignores it) and a NUL byte are errors. dbus-daemon
+//! with no key before it (dbus-daemon silently ignores it), a sign in an argument number
+//! (`arg+1`, which dbus-daemon's `strtoul` takes) and a NUL byte are errors; dbus-broker rejects
+//! the first two as well. Leading zeros (`arg01`) are accepted, as dbus-daemon does. dbus-daemon
 //! also silently drops every key after the sixteenth; we keep them all, so a rule with more than
 //! sixteen keys means more here than on dbus-daemon.
 //!
@@ -285,7 +287,13 @@ fn parse_arg_key(key: &str) -> std::result::Result<(u8, ArgKind), String> {
     let kind = match suffix {
         "" => ArgKind::Str,
         "path" => ArgKind::Path,
-        "namespace" => ArgKind::Namespace,
+        // dbus-daemon knows only the exact key `arg0namespace` (not `arg00namespace`).
+        "namespace" if key == "arg0namespace" => ArgKind::Namespace,
+        "namespace" => {
+            return Err(format!(
+                "key {key:?}: only argument 0 has a namespace match (arg0namespace)"
+            ));
+        }
         _ => {
             return Err(format!(
                 "key {key:?} has {suffix:?} after the argument number; only argNpath and \
@@ -1240,6 +1248,7 @@ mod tests {
             ("arg3junk='foo'", "after the argument number"),
             ("arg0pathx='foo'", "after the argument number"),
             ("arg1namespace='foo'", "only argument 0"),
+            ("arg00namespace='foo'", "only argument 0"),
             ("arg0namespace=''", "empty"),
             ("arg0namespace='foo.'", "end with '.'"),
             ("arg0namespace='foo.bar.'", "end with '.'"),

@@ -283,6 +283,8 @@ fn dbus_daemon_accepts_and_rejects_what_we_do() {
         "arg3junk='foo'",
         "arg0pathx='foo'",
         "arg1namespace='foo'",
+        "arg00namespace='foo'",
+        "arg 1='foo'",
         "arg0namespace=''",
         "arg0namespace='foo.'",
         "arg0namespace='foo..'",
@@ -314,10 +316,14 @@ fn dbus_daemon_accepts_and_rejects_what_we_do() {
         assert_eq!(ours, Err(ErrorKind::BadMatchRule), "{text:?}");
         assert_eq!(c.add_match(text), Err(INVALID.to_owned()), "{text:?}");
     }
-    // Where we are deliberately stricter: dbus-daemon skips a '=' with no key.
+    // Where we are deliberately stricter (dbus-broker rejects these too): dbus-daemon skips a
+    // '=' with no key, and reads the argument number with strtoul, which takes a sign.
     assert!(MatchRule::parse("='signal'").is_err());
     assert_eq!(c.add_match("='signal'"), Ok(()));
     assert_eq!(c.remove_match(""), Ok(()));
+    assert!(MatchRule::parse("arg+1='foo'").is_err());
+    assert_eq!(c.add_match("arg+1='foo'"), Ok(()));
+    assert_eq!(c.remove_match("arg1='foo'"), Ok(()));
 
     let too_long = format!("arg0='{}'", "x".repeat(1019));
     assert_eq!(
