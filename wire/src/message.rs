@@ -389,7 +389,8 @@ impl Message {
         let base = raw.as_ptr() as usize;
         let slice_of =
             |s: &str| raw.slice(s.as_ptr() as usize - base..s.as_ptr() as usize - base + s.len());
-        let mut dec = Decoder::new(&raw[..header_end], self.endian, 0);
+        // No fd travels with a header field: a `h` in an unknown field is kept as it is.
+        let mut dec = Decoder::new(&raw[..header_end], self.endian, u32::MAX);
         dec.set_pos(12);
         let end = dec.array_start(8)?;
         let mut seen = 0u16;

@@ -295,7 +295,7 @@ pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> 
         b'x' => Value::I64(dec.u64()? as i64),
         b't' => Value::U64(dec.u64()?),
         b'd' => Value::F64(f64::from_bits(dec.u64()?)),
-        b'h' => Value::Fd(Fd(dec.u32()?)),
+        b'h' => Value::Fd(Fd(dec.fd_index()?)),
         b's' => Value::Str(dec.str()?.to_owned()),
         b'o' => Value::ObjectPath(dec.object_path()?.into_owned()),
         b'g' => Value::Signature(dec.signature()?.into_owned()),
