@@ -64,7 +64,9 @@ pub enum Error {
     /// Caller: a message carries fds but this connection cannot pass them
     /// (not a Unix socket, or `NEGOTIATE_UNIX_FD` was not agreed).
     FdsNotSupported,
-    /// Caller: a message carries more fds than one `sendmsg` may carry.
+    /// Caller or peer: more fds than allowed, in one message to send (one `sendmsg`
+    /// carries at most 253) or waiting on the receiving side for a message to complete
+    /// (the connection should be dropped).
     TooManyFds {
         /// How many fds the message has.
         count: usize,

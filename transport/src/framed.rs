@@ -33,6 +33,9 @@ use crate::transport::{MAX_FDS_PER_SEND, TransportRead, TransportWrite};
 const READ_CHUNK: usize = 64 * 1024;
 /// `IOV_MAX` on Linux.
 const MAX_IOVS: usize = 1024;
+/// Most fds a reader holds for messages not yet complete (dbus-daemon's
+/// per-message maximum is 1024 on the session bus; CVE-2014-3636).
+pub const MAX_PENDING_FDS: usize = 1024;
 /// Smallest buffer `frame_len` can decide on.
 const FIXED_HEADER: usize = 16;
 
@@ -145,6 +148,8 @@ impl FramedReader {
             }
             let want = self.filled + (need - self.filled).max(READ_CHUNK);
             if self.buf.len() < want {
+                // Drop the stale tail first so a reallocation copies only real data.
+                self.buf.truncate(self.filled);
                 self.buf.resize(want, 0);
             }
             let got = ready!(self.inner.poll_recv(
@@ -168,6 +173,14 @@ impl FramedReader {
                 });
             }
             self.filled += got.bytes;
+            let pending: usize = self.batches.iter().map(|b| b.fds.len()).sum();
+            if pending > MAX_PENDING_FDS {
+                self.batches.clear();
+                return Poll::Ready(Err(Error::TooManyFds {
+                    count: pending,
+                    limit: MAX_PENDING_FDS,
+                }));
+            }
         }
     }
 

@@ -29,7 +29,7 @@ pub use auth::{ClientOptions, Guid, ServerConfig};
 pub use connect::{Incoming, Listener, connect, connect_bus, connect_transport};
 pub use creds::{Credentials, is_setuid};
 pub use error::{AuthError, Error, Result};
-pub use framed::{FramedReader, FramedWriter};
+pub use framed::{FramedReader, FramedWriter, MAX_PENDING_FDS};
 pub use handshake::{
     ClientConnection, ServerConnection, client_handshake, raw_framed, server_handshake,
 };
