@@ -974,8 +974,19 @@ impl MessageBuilder {
         self
     }
 
-    /// Set the byte order (before the body).
+    /// Set the byte order. A body given already (as [`Message::error`] gives one) is encoded
+    /// again in the new order.
     pub fn endian(mut self, endian: Endian) -> Self {
+        if endian != self.msg.endian && !self.msg.body.is_empty() {
+            let mut dec = Decoder::new(&self.msg.body, self.msg.endian, u32::MAX);
+            let mut enc = Encoder::new(endian);
+            let r = Value::decode_all(&mut dec, &self.msg.signature())
+                .and_then(|values| Value::encode_all(&mut enc, &values));
+            match r {
+                Ok(()) => self.msg.body = enc.into_inner().freeze(),
+                Err(e) => self.fail(e.within("body")),
+            }
+        }
         self.msg.endian = endian;
         self
     }
