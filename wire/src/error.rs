@@ -134,6 +134,12 @@ pub enum ErrorKind {
     /// A match rule longer than 1024 bytes (a bus answers
     /// `org.freedesktop.DBus.Error.LimitsExceeded`).
     MatchRuleTooLong,
+    /// Introspection XML that is not well-formed; the detail gives the line and column.
+    BadXml,
+    /// Well-formed XML that breaks the introspection format (a missing `name`, an unknown
+    /// `access`, a signal argument with `direction="in"`, an argument type that is not one
+    /// complete type); the detail gives the line and column.
+    BadIntrospection,
 }
 
 impl ErrorKind {
@@ -204,6 +210,8 @@ impl ErrorKind {
             MissingSerial => "message has no serial",
             BadMatchRule => "invalid match rule",
             MatchRuleTooLong => "match rule longer than 1024 bytes",
+            BadXml => "malformed XML",
+            BadIntrospection => "invalid introspection data",
         }
     }
 }
@@ -255,6 +263,12 @@ impl Error {
             None => format!("{what}").into(),
             Some(inner) => format!("{what} / {inner}").into(),
         });
+        self
+    }
+
+    /// Set the offset to `offset` (for example the byte of a document where an element starts).
+    pub(crate) fn with_offset(mut self, offset: usize) -> Self {
+        self.offset = Some(offset);
         self
     }
 

@@ -10,6 +10,8 @@
 //! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values.
 //! - [`Message`]: header, builders, `encode`, validating `decode`; [`frame_len`] for streams.
 //! - [`match_rule`]: match rules ([`MatchRule`]): parse, build, print, match messages.
+//! - `introspection` (feature `xml`, on by default): introspection data, parsed from and written
+//!   to XML, and the standard interfaces.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -31,6 +33,8 @@
 
 mod codec;
 mod error;
+#[cfg(feature = "xml")]
+pub mod introspection;
 pub mod match_rule;
 mod message;
 pub mod names;
