@@ -686,35 +686,35 @@ impl MatchRule {
             return false;
         }
         if let Some(want) = &self.interface {
-            if msg.interface().as_deref() != Some(want.as_str()) {
+            if args.interface.as_deref() != Some(want.as_str()) {
                 return false;
             }
         }
         if let Some(want) = &self.member {
-            if msg.member().as_deref() != Some(want.as_str()) {
+            if args.member.as_deref() != Some(want.as_str()) {
                 return false;
             }
         }
         if let Some(p) = &self.path {
-            if !p.matches(msg.path().as_ref()) {
+            if !p.matches(args.path.as_ref()) {
                 return false;
             }
         }
         if let Some(want) = &self.sender {
             let ok = match ctx.sender_owns {
                 Some(owns) => owns(want),
-                None => msg.sender().is_some_and(|s| s.as_str() == want.as_str()),
+                None => args.sender.as_deref() == Some(want.as_str()),
             };
             if !ok {
                 return false;
             }
         }
-        let msg_dest = msg.destination();
+        let msg_dest = args.destination.as_deref();
         if ctx.received {
             if let Some(want) = &self.destination {
                 let ok = match ctx.recipient_owns {
                     Some(owns) => owns(want),
-                    None => msg_dest.is_some_and(|d| d.as_str() == want.as_str()),
+                    None => msg_dest == Some(want.as_str()),
                 };
                 if !ok {
                     return false;
@@ -729,7 +729,7 @@ impl MatchRule {
             }
             let ok = match ctx.recipient_owns {
                 Some(owns) => owns(want),
-                None => dest.as_str() == want.as_str(),
+                None => dest == want.as_str(),
             };
             if !ok {
                 return false;
@@ -1048,8 +1048,17 @@ struct ArgsState<'m> {
 /// rule asks for an argument; then arguments are decoded up to the one asked for, and later
 /// requests continue where the last stopped. Strings and object paths borrow from the body;
 /// other arguments are skipped without being built.
+///
+/// It also holds the header fields rules compare (INTERFACE, MEMBER, PATH, SENDER,
+/// DESTINATION), read once, so checking a rule that fails on a header key costs a few string
+/// comparisons.
 #[derive(Debug)]
 pub struct MessageArgs<'m> {
+    interface: Option<InterfaceName<'m>>,
+    member: Option<MemberName<'m>>,
+    path: Option<ObjectPath<'m>>,
+    sender: Option<BusName<'m>>,
+    destination: Option<BusName<'m>>,
     body: &'m [u8],
     sig: Signature<'m>,
     endian: Endian,
@@ -1061,6 +1070,11 @@ impl<'m> MessageArgs<'m> {
     /// A lazy view of `msg`'s arguments; decodes nothing yet.
     pub fn new(msg: &'m Message) -> Self {
         Self {
+            interface: msg.interface(),
+            member: msg.member(),
+            path: msg.path(),
+            sender: msg.sender(),
+            destination: msg.destination(),
             body: msg.body_bytes(),
             sig: msg.signature(),
             endian: msg.endian(),
