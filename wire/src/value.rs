@@ -255,7 +255,15 @@ pub(crate) fn skip_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Re
             let elem = &sig[*i..end];
             *i = end;
             if let Some(size) = bulk_size(elem) {
-                return dec.fixed_array(size).map(drop);
+                // Count the levels the element-wise walk would: the array, and its structs
+                // when it has any.
+                dec.enter()?;
+                if !dec.fixed_array(size)?.is_empty() && elem[0] == b'(' {
+                    dec.enter()?;
+                    dec.leave();
+                }
+                dec.leave();
+                return Ok(());
             }
             let stop = dec.array_start(alignment(elem[0]))?;
             dec.array_elements(stop, |d, _| skip_value(d, elem, &mut 0))
