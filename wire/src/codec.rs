@@ -61,6 +61,7 @@ pub struct Encoder {
     buf: BytesMut,
     origin: usize,
     big: bool,
+    depth: u32,
 }
 
 impl Encoder {
@@ -77,6 +78,7 @@ impl Encoder {
             origin: buf.len(),
             buf,
             big: endian == Endian::Big,
+            depth: 0,
         }
     }
 
@@ -173,6 +175,21 @@ impl Encoder {
         self.buf.extend_from_slice(b);
     }
 
+    /// Enter a container being written (array, dict entry, variant, dynamic struct): at most
+    /// 64 deep in total, the limit every receiver checks.
+    pub(crate) fn enter(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_TOTAL_DEPTH {
+            return Err(Error::new(ErrorKind::NestedTooDeeply).detail("value to encode"));
+        }
+        Ok(())
+    }
+
+    /// Leave a container entered with [`Encoder::enter`].
+    pub(crate) fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
     /// Write an array: the length, padding to `elem_align`, then what `f` writes, then patch the
     /// length.
     ///
@@ -184,11 +201,13 @@ impl Encoder {
         elem_align: usize,
         f: impl FnOnce(&mut Self) -> Result<()>,
     ) -> Result<()> {
+        self.enter()?;
         self.put_u32(0);
         let len_at = self.buf.len() - 4;
         self.align(elem_align);
         let start = self.buf.len();
         f(self)?;
+        self.leave();
         let n = self.buf.len() - start;
         if n > MAX_ARRAY_LEN {
             return Err(Error::new(ErrorKind::ArrayLengthExceedsMaximum));
@@ -829,8 +848,10 @@ fn encode_dict<'x, K: Encode + 'x, V: Encode + 'x>(
     enc.array(8, |enc| {
         for (k, v) in entries {
             enc.align(8);
+            enc.enter()?;
             k.encode(enc)?;
             v.encode(enc)?;
+            enc.leave();
         }
         Ok(())
     })
@@ -967,7 +988,10 @@ impl<T> Type for Variant<T> {
 impl<T: Encode> Encode for Variant<T> {
     fn encode(&self, enc: &mut Encoder) -> Result<()> {
         enc.put_signature_bytes(T::SIGNATURE.as_bytes());
-        self.0.encode(enc)
+        enc.enter()?;
+        self.0.encode(enc)?;
+        enc.leave();
+        Ok(())
     }
 }
 impl<'a, T: Decode<'a>> Decode<'a> for Variant<T> {

@@ -285,7 +285,15 @@ pub(crate) fn skip_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Re
     }
 }
 
+/// An owned signature for an element type; single type codes (the common case) borrow a
+/// static string instead of allocating.
 fn owned_sig(s: &[u8]) -> Signature<'static> {
+    const CODES: &str = "ybnqiuxtdsoghv";
+    if let [c] = s {
+        if let Some(i) = CODES.bytes().position(|x| x == *c) {
+            return Signature::from_checked(&CODES[i..=i]);
+        }
+    }
     Signature::from_checked(String::from_utf8_lossy(s).into_owned())
 }
 
@@ -440,8 +448,10 @@ fn encode_conforming(enc: &mut Encoder, v: &Value) -> Result<()> {
             enc.array(8, |enc| {
                 for (key, value) in &d.entries {
                     enc.align(8);
+                    enc.enter()?;
                     encode_value(enc, key, k)?;
                     encode_value(enc, value, val)?;
+                    enc.leave();
                 }
                 Ok(())
             })?
@@ -451,7 +461,9 @@ fn encode_conforming(enc: &mut Encoder, v: &Value) -> Result<()> {
                 return Err(Error::new(ErrorKind::StructHasNoFields));
             }
             enc.align(8);
-            fields.iter().try_for_each(|f| encode_conforming(enc, f))?
+            enc.enter()?;
+            fields.iter().try_for_each(|f| encode_conforming(enc, f))?;
+            enc.leave();
         }
     }
     Ok(())
@@ -596,7 +608,10 @@ impl Encode for Value {
             Some(c) => enc.put_signature_bytes(&[c]),
             None => enc.put_signature_bytes(self.signature().as_bytes()),
         }
-        encode_conforming(enc, self)
+        enc.enter()?;
+        encode_conforming(enc, self)?;
+        enc.leave();
+        Ok(())
     }
 }
 
