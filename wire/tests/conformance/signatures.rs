@@ -437,3 +437,33 @@ fn nesting_limit_counts_bulk_arrays_like_any_other_array() {
         }
     }
 }
+
+/// Case 39 on the sending side: the specification's limits bind senders too, so a body nested
+/// deeper than 64 levels through variants is refused when it is built, not sent for the peer to
+/// reject.
+#[test]
+fn refuses_to_build_a_body_nested_deeper_than_64_levels() {
+    let nest = |depth: usize| {
+        let mut v = Value::Byte(7);
+        for _ in 0..depth {
+            v = Value::Variant(Box::new(v));
+        }
+        v
+    };
+    for e in BOTH {
+        let ok = fastbus_wire::Message::method_call("/a", "M")
+            .endian(e)
+            .serial(1)
+            .body_values(&[nest(64)])
+            .build()
+            .unwrap();
+        assert_accepted(&ok.encode().unwrap());
+        let err = fastbus_wire::Message::method_call("/a", "M")
+            .endian(e)
+            .serial(1)
+            .body_values(&[nest(65)])
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NestedTooDeeply);
+    }
+}
