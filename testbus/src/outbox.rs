@@ -1,0 +1,212 @@
+//! One connection's outgoing side: a bounded queue of encoded messages that the
+//! routing code writes to the socket directly when it can, and a writer task
+//! that takes over only while the socket is full.
+//!
+//! No routing decisions here; this module only moves bytes that the bus
+//! state already decided to send.
+//!
+//! ```text
+//! route ─ push(bytes) ─> [FramedWriter queue] ─ try_flush_now ─> socket   (no task hop)
+//!                              │ socket full
+//!                              └─> wake writer task ─ poll_flush ─> socket
+//! ```
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+use fastbus_transport::FramedWriter;
+use tokio::sync::Notify;
+
+/// What happened to a message pushed into an outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// Sent or queued.
+    Queued,
+    /// The queue grew past its limit: the connection was closed (its reader
+    /// task is told to clean up).
+    Overflow,
+    /// The connection is already gone; the message was dropped.
+    Dead,
+}
+
+#[derive(Debug)]
+struct Inner {
+    writer: Option<FramedWriter>,
+    /// The writer task's waker, to hand it a full socket.
+    task: Option<Waker>,
+    /// The writer task owns flushing until the queue is empty again.
+    task_flushing: bool,
+    /// Flush what is queued, then shut the sending direction down.
+    closing: bool,
+    /// Why the connection was closed by the bus (for the log).
+    reason: Option<String>,
+}
+
+/// The outgoing side of one connection, shared by every task that routes to it.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    inner: Mutex<Inner>,
+    max_queued: usize,
+    /// Tells the connection's reader task to stop and clean up.
+    pub(crate) kill: Notify,
+}
+
+fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Outbox {
+    /// An outbox over `writer` that closes the connection when more than
+    /// `max_queued` bytes wait for a slow reader.
+    pub(crate) fn new(writer: FramedWriter, max_queued: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            inner: Mutex::new(Inner {
+                writer: Some(writer),
+                task: None,
+                task_flushing: false,
+                closing: false,
+                reason: None,
+            }),
+            max_queued,
+            kill: Notify::new(),
+        })
+    }
+
+    /// Queues one encoded message (with its fds) and writes it right away when
+    /// the socket takes it.
+    pub(crate) fn push(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Push {
+        let mut g = lock(&self.inner);
+        if g.closing {
+            return Push::Dead;
+        }
+        let Some(w) = g.writer.as_mut() else {
+            return Push::Dead;
+        };
+        if let Err(e) = w.queue_bytes(bytes, fds) {
+            // Only fd problems fail here; routing checks them first.
+            tracing::debug!("dropping a message the connection cannot take: {e}");
+            return Push::Queued;
+        }
+        if g.task_flushing {
+            return self.check_size(g);
+        }
+        let Some(w) = g.writer.as_mut() else {
+            return Push::Dead;
+        };
+        match w.try_flush_now() {
+            Ok(true) => Push::Queued,
+            Ok(false) => {
+                g.task_flushing = true;
+                if let Some(t) = &g.task {
+                    t.wake_by_ref();
+                }
+                self.check_size(g)
+            }
+            Err(e) => {
+                g.writer = None;
+                g.reason = Some(format!("write failed: {e}"));
+                if let Some(t) = g.task.take() {
+                    t.wake();
+                }
+                drop(g);
+                self.kill.notify_one();
+                Push::Dead
+            }
+        }
+    }
+
+    fn check_size(&self, mut g: MutexGuard<'_, Inner>) -> Push {
+        let queued = g.writer.as_ref().map_or(0, FramedWriter::queued_bytes);
+        if queued <= self.max_queued {
+            return Push::Queued;
+        }
+        g.writer = None;
+        g.reason = Some(format!(
+            "outgoing queue of {queued} bytes exceeds the limit of {} (slow reader)",
+            self.max_queued
+        ));
+        if let Some(t) = g.task.take() {
+            t.wake();
+        }
+        drop(g);
+        self.kill.notify_one();
+        Push::Overflow
+    }
+
+    /// Flushes what is queued, shuts the connection's sending side down and
+    /// stops the writer task. Messages pushed afterwards are dropped.
+    pub(crate) fn close(&self) {
+        let mut g = lock(&self.inner);
+        g.closing = true;
+        if let Some(t) = g.task.take() {
+            t.wake();
+        }
+    }
+
+    /// Closes the connection at once, dropping what is queued, and tells the
+    /// reader task to clean up (fault injection, shutdown).
+    pub(crate) fn abort(&self, reason: &str) {
+        let mut g = lock(&self.inner);
+        g.closing = true;
+        g.writer = None;
+        if g.reason.is_none() {
+            g.reason = Some(reason.to_owned());
+        }
+        if let Some(t) = g.task.take() {
+            t.wake();
+        }
+        drop(g);
+        self.kill.notify_one();
+    }
+
+    /// Why the bus closed the connection, if it did.
+    pub(crate) fn reason(&self) -> Option<String> {
+        lock(&self.inner).reason.clone()
+    }
+
+    /// The writer task: flushes while the socket is full, then on close
+    /// flushes the rest and shuts the sending direction down.
+    pub(crate) async fn run_writer(self: Arc<Self>) {
+        std::future::poll_fn(|cx| {
+            let mut g = lock(&self.inner);
+            if !g.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                g.task = Some(cx.waker().clone());
+            }
+            let closing = g.closing;
+            let flushing = g.task_flushing;
+            let Some(w) = g.writer.as_mut() else {
+                return Poll::Ready(());
+            };
+            if !flushing && !closing {
+                return Poll::Pending;
+            }
+            match w.poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    g.task_flushing = false;
+                    if closing {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    g.writer = None;
+                    if g.reason.is_none() {
+                        g.reason = Some(format!("write failed: {e}"));
+                    }
+                    drop(g);
+                    self.kill.notify_one();
+                    Poll::Ready(())
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let writer = lock(&self.inner).writer.take();
+        if let Some(mut w) = writer {
+            // Bounded: a peer that never reads must not keep this task alive.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w.close()).await;
+        }
+    }
+}
