@@ -46,11 +46,22 @@ pub(crate) struct Env {
     pub(crate) name: &'static str,
     address: String,
     daemon: Option<Arc<Daemon>>,
+    testbus: Option<Arc<Mutex<Option<fastbus_testbus::TestBus>>>>,
 }
 
 impl Env {
     /// A builder aimed at this bus.
     pub(crate) fn builder(&self) -> fastbus::MessageBusBuilder {
+        if let Some(tb) = &self.testbus {
+            let t = tb
+                .lock()
+                .unwrap()
+                .as_ref()
+                .expect("testbus running")
+                .connect_memory()
+                .expect("in-memory connection to testbus");
+            return MessageBus::builder().transport(t);
+        }
         MessageBus::builder().address(self.address.clone())
     }
 
@@ -68,9 +79,15 @@ impl Env {
     }
 
     /// Stops the bus (the connections see their peer go away).
-    pub(crate) fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         if let Some(d) = &self.daemon {
             d.kill();
+        }
+        if let Some(tb) = &self.testbus {
+            let bus = tb.lock().unwrap().take();
+            if let Some(bus) = bus {
+                bus.shutdown().await;
+            }
         }
     }
 }
@@ -125,10 +142,24 @@ fn start_daemon() -> Option<Env> {
             child: Mutex::new(child),
             _dir: dir,
         })),
+        testbus: None,
     })
 }
 
-/// Runs `body` against every bus that is available (each with a fresh bus).
+async fn start_testbus() -> Env {
+    let bus = fastbus_testbus::TestBus::start()
+        .await
+        .expect("start testbus");
+    Env {
+        name: "testbus (in-process)",
+        address: String::new(),
+        daemon: None,
+        testbus: Some(Arc::new(Mutex::new(Some(bus)))),
+    }
+}
+
+/// Runs `body` against every bus that is available, each started afresh: dbus-daemon (when
+/// installed) and the in-process testbus.
 pub(crate) async fn run<F, Fut>(body: F)
 where
     F: Fn(Env) -> Fut,
@@ -138,6 +169,10 @@ where
         println!("against {}", env.name);
         body(env).await;
     }
+    let env = start_testbus().await;
+    println!("against {}", env.name);
+    body(env.clone()).await;
+    env.stop().await;
 }
 
 /// Waits for `fut`, failing the test after 20 s instead of hanging.

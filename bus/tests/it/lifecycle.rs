@@ -60,7 +60,7 @@ async fn peer_going_away_fails_pending_calls_and_ends_streams() {
         let _: String = within(bus.call_method(&dest, PATH, IFACE, "Echo", &("x",)))
             .await
             .unwrap();
-        env.stop();
+        env.stop().await;
         let r = within(pending).await.unwrap();
         assert!(matches!(r, Err(Error::Disconnected(_))), "{r:?}");
         let how = within(bus.wait_for_disconnect()).await;
