@@ -401,7 +401,9 @@ impl<'a> Decoder<'a> {
         let bytes = &self.buf[start..end];
         let s = std::str::from_utf8(bytes)
             .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if let Some(i) = bytes.iter().position(|&b| b == 0) {
+        if bytes.contains(&0)
+            && let Some(i) = bytes.iter().position(|&b| b == 0)
+        {
             return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
         }
         self.pos = end + 1;

@@ -219,8 +219,13 @@ impl ErrorKind {
 /// An error of the wire codec: its [`ErrorKind`], the byte offset where it was found (counted
 /// from the start of the message, or of the buffer that was decoded), and a path through the value
 /// tree such as `body arg 2 / array element 5 / dict value`.
+///
+/// It is one pointer wide, so that `Result`s on the decoding hot path stay small.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Inner {
     kind: ErrorKind,
     offset: Option<usize>,
     context: Option<Box<str>>,
@@ -232,25 +237,17 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error of `kind` with no position.
     pub fn new(kind: ErrorKind) -> Self {
-        Self {
-            kind,
-            offset: None,
-            context: None,
-        }
+        Self(Box::new(Inner { kind, offset: None, context: None }))
     }
 
     pub(crate) fn at(kind: ErrorKind, offset: usize) -> Self {
-        Self {
-            kind,
-            offset: Some(offset),
-            context: None,
-        }
+        Self(Box::new(Inner { kind, offset: Some(offset), context: None }))
     }
 
     /// Attach a detail (for example the rule a name broke); details are joined outermost first.
     pub(crate) fn detail(mut self, what: impl Into<Cow<'static, str>>) -> Self {
         let what = what.into();
-        self.context = Some(match self.context.take() {
+        self.0.context = Some(match self.0.context.take() {
             None => what.into(),
             Some(inner) => format!("{what}: {inner}").into(),
         });
@@ -259,7 +256,7 @@ impl Error {
 
     /// Record that the error happened inside `what` (for example "array element 5").
     pub(crate) fn within(mut self, what: impl fmt::Display) -> Self {
-        self.context = Some(match self.context.take() {
+        self.0.context = Some(match self.0.context.take() {
             None => format!("{what}").into(),
             Some(inner) => format!("{what} / {inner}").into(),
         });
@@ -268,13 +265,13 @@ impl Error {
 
     /// Set the offset to `offset` (for example the byte of a document where an element starts).
     pub(crate) fn with_offset(mut self, offset: usize) -> Self {
-        self.offset = Some(offset);
+        self.0.offset = Some(offset);
         self
     }
 
     /// Shift the offset by `base` (used when a buffer was decoded from a slice of a larger one).
     pub(crate) fn shifted(mut self, base: usize) -> Self {
-        if let Some(o) = self.offset.as_mut() {
+        if let Some(o) = self.0.offset.as_mut() {
             *o += base;
         }
         self
@@ -282,33 +279,33 @@ impl Error {
 
     /// Make the offset relative to `base`: shift a known offset, or set an unknown one to `base`.
     pub(crate) fn relative_to(mut self, base: usize) -> Self {
-        self.offset = Some(self.offset.map_or(base, |o| o + base));
+        self.0.offset = Some(self.0.offset.map_or(base, |o| o + base));
         self
     }
 
     /// What was wrong.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The byte offset where the problem was found, when known.
     pub fn offset(&self) -> Option<usize> {
-        self.offset
+        self.0.offset
     }
 
     /// Where in the message or value tree, and which rule, when known.
     pub fn context(&self) -> Option<&str> {
-        self.context.as_deref()
+        self.0.context.as_deref()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kind.description())?;
-        if let Some(c) = &self.context {
+        f.write_str(self.0.kind.description())?;
+        if let Some(c) = &self.0.context {
             write!(f, " ({c})")?;
         }
-        if let Some(o) = self.offset {
+        if let Some(o) = self.0.offset {
             write!(f, " at byte {o}")?;
         }
         Ok(())

@@ -26,7 +26,7 @@ fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Interface names (and error names, which follow the same rules).
+/// Interface names (and error names, which follow the same rules): one pass over the bytes.
 fn check_dotted(s: &str, kind: ErrorKind) -> Result<()> {
     if s.is_empty() {
         return Err(fail(kind, s, "must not be empty"));
@@ -34,22 +34,35 @@ fn check_dotted(s: &str, kind: ErrorKind) -> Result<()> {
     if s.len() > MAX_NAME_LEN {
         return Err(fail(kind, s, "must be at most 255 bytes"));
     }
-    let mut elements = 0;
-    for element in s.split('.') {
-        elements += 1;
-        let Some(&first) = element.as_bytes().first() else {
-            return Err(fail(
-                kind,
-                s,
-                "elements must not be empty (no leading, trailing or double '.')",
-            ));
-        };
-        if first.is_ascii_digit() {
-            return Err(fail(kind, s, "elements must not start with a digit"));
+    let mut elements = 1;
+    let mut at_start = true;
+    for &b in s.as_bytes() {
+        if b == b'.' {
+            if at_start {
+                return Err(fail(
+                    kind,
+                    s,
+                    "elements must not be empty (no leading, trailing or double '.')",
+                ));
+            }
+            elements += 1;
+            at_start = true;
+            continue;
         }
-        if !element.bytes().all(is_name_char) {
+        if !is_name_char(b) {
             return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_]"));
         }
+        if at_start && b.is_ascii_digit() {
+            return Err(fail(kind, s, "elements must not start with a digit"));
+        }
+        at_start = false;
+    }
+    if at_start {
+        return Err(fail(
+            kind,
+            s,
+            "elements must not be empty (no leading, trailing or double '.')",
+        ));
     }
     if elements < 2 {
         return Err(fail(
@@ -94,43 +107,61 @@ pub(crate) fn check_object_path(s: &str) -> Result<()> {
     if rest.is_empty() {
         return Ok(());
     }
-    for element in rest.split('/') {
-        if element.is_empty() {
-            return Err(fail(
-                kind,
-                s,
-                "elements must not be empty (no '//' and no trailing '/')",
-            ));
-        }
-        if !element.bytes().all(is_name_char) {
+    let mut at_start = true;
+    for &b in rest.as_bytes() {
+        if b == b'/' {
+            if at_start {
+                return Err(fail(
+                    kind,
+                    s,
+                    "elements must not be empty (no '//' and no trailing '/')",
+                ));
+            }
+            at_start = true;
+        } else if is_name_char(b) {
+            at_start = false;
+        } else {
             return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_]"));
         }
+    }
+    if at_start {
+        return Err(fail(
+            kind,
+            s,
+            "elements must not be empty (no '//' and no trailing '/')",
+        ));
     }
     Ok(())
 }
 
 fn check_bus_elements(s: &str, body: &str, unique: bool) -> Result<()> {
     let kind = ErrorKind::BadBusName;
-    let mut elements = 0;
-    for element in body.split('.') {
-        elements += 1;
-        let Some(&first) = element.as_bytes().first() else {
-            return Err(fail(
-                kind,
-                s,
-                "elements must not be empty (no leading, trailing or double '.')",
-            ));
-        };
-        if !unique && first.is_ascii_digit() {
+    let empty = "elements must not be empty (no leading, trailing or double '.')";
+    let mut elements = 1;
+    let mut at_start = true;
+    for &b in body.as_bytes() {
+        if b == b'.' {
+            if at_start {
+                return Err(fail(kind, s, empty));
+            }
+            elements += 1;
+            at_start = true;
+            continue;
+        }
+        if !(is_name_char(b) || b == b'-') {
+            return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_-]"));
+        }
+        if at_start && !unique && b.is_ascii_digit() {
             return Err(fail(
                 kind,
                 s,
                 "elements of a well-known name must not start with a digit",
             ));
         }
-        if !element.bytes().all(|b| is_name_char(b) || b == b'-') {
-            return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_-]"));
-        }
+        at_start = false;
+    }
+    if at_start {
+        return Err(fail(kind, s, empty));
     }
     if elements < 2 {
         return Err(fail(

@@ -5,8 +5,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use quick_xml::XmlVersion;
-use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
@@ -196,8 +194,8 @@ fn borrow_from<'a>(xml: &'a str, part: &str) -> Option<&'a str> {
     std::ptr::eq(s.as_ptr(), part.as_ptr()).then_some(s)
 }
 
-/// The values of the attributes named in `keys` (others are ignored), unescaped, borrowed from
-/// the document when they contain no escapes.
+/// The values of the attributes named in `keys` (others are checked for syntax and ignored),
+/// borrowed from the document unless they hold references or line breaks.
 fn attrs<'a, const N: usize>(
     xml: &'a str,
     pos: usize,
@@ -205,57 +203,179 @@ fn attrs<'a, const N: usize>(
     keys: [&str; N],
 ) -> Result<[Option<Cow<'a, str>>; N]> {
     let content: &str = e;
-    let name_len = e.name().0.len();
+    let rest = content.get(e.name().0.len()..).unwrap_or("");
     let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    match borrow_from(xml, content) {
-        Some(src) => fill(
-            xml,
-            pos,
-            Attributes::new(src, name_len),
-            &keys,
-            &mut out,
-            |v| v,
-        )?,
-        None => fill(
-            xml,
-            pos,
-            Attributes::new(content, name_len),
-            &keys,
-            &mut out,
-            |v| Cow::Owned(v.into_owned()),
-        )?,
+    match borrow_from(xml, rest) {
+        Some(src) => scan_attributes(xml, pos, src, &keys, &mut out, Cow::Borrowed)?,
+        // Only when quick-xml hands out a copy (never for a reader over a `&str`).
+        None => scan_attributes(xml, pos, rest, &keys, &mut out, |v: &str| {
+            Cow::Owned(v.to_owned())
+        })?,
     }
     Ok(out)
 }
 
-fn fill<'b, 'a, const N: usize>(
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Read `name="value"` pairs from `src` (a start tag after its name), filling `out` for `keys`.
+///
+/// Values without references and line breaks (nearly all) are handed to `borrow` as they are;
+/// the others are unescaped and normalized into an owned string, as XML's attribute-value
+/// normalization says (line breaks and tabs become spaces, `&lt;` `&gt;` `&amp;` `&apos;`
+/// `&quot;` and character references are replaced).
+fn scan_attributes<'s, 'a, const N: usize>(
     xml: &str,
     pos: usize,
-    mut attributes: Attributes<'b>,
+    src: &'s str,
     keys: &[&str; N],
     out: &mut [Option<Cow<'a, str>>; N],
-    convert: impl Fn(Cow<'b, str>) -> Cow<'a, str>,
+    borrow: impl Fn(&'s str) -> Cow<'a, str>,
 ) -> Result<()> {
-    // We check for repeats of the attributes we read ourselves; quick-xml's check allocates.
-    attributes.with_checks(false);
-    for a in attributes {
-        let a = a.map_err(|err| bad_xml(xml, pos, err))?;
-        let key = a.key.0;
-        let Some(i) = keys.iter().position(|k| *k == key) else {
+    let b = src.as_bytes();
+    let mut i = 0;
+    loop {
+        let before = i;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            return Ok(());
+        }
+        if i == before {
+            return Err(bad_xml(
+                xml,
+                pos,
+                "attributes must be separated by white space",
+            ));
+        }
+        let name_start = i;
+        while i < b.len() && b[i] != b'=' && !is_space(b[i]) {
+            i += 1;
+        }
+        let name = &src[name_start..i];
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            return Err(bad_xml(
+                xml,
+                pos,
+                format_args!("attribute {name} without a value"),
+            ));
+        }
+        i += 1;
+        while i < b.len() && is_space(b[i]) {
+            i += 1;
+        }
+        let quote = match b.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => {
+                return Err(bad_xml(
+                    xml,
+                    pos,
+                    format_args!("the value of attribute {name} is not in quotes"),
+                ));
+            }
+        };
+        i += 1;
+        let value_start = i;
+        let mut plain = true;
+        loop {
+            match b.get(i) {
+                None => {
+                    return Err(bad_xml(
+                        xml,
+                        pos,
+                        format_args!("the value of attribute {name} is not closed"),
+                    ));
+                }
+                Some(&c) if c == quote => break,
+                Some(b'<') => {
+                    return Err(bad_xml(
+                        xml,
+                        pos,
+                        format_args!("'<' in the value of attribute {name}"),
+                    ));
+                }
+                Some(b'&' | b'\t' | b'\r' | b'\n') => plain = false,
+                Some(_) => {}
+            }
+            i += 1;
+        }
+        let raw = &src[value_start..i];
+        i += 1;
+        let Some(k) = keys.iter().position(|k| *k == name) else {
+            if !plain {
+                // Check the references of attributes we ignore, too.
+                normalize(raw).map_err(|what| bad_xml(xml, pos, what))?;
+            }
             continue;
         };
-        let value = a
-            .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|err| bad_xml(xml, pos, format_args!("attribute {key}: {err}")))?;
-        let Some(slot) = out.get_mut(i) else {
+        let Some(slot) = out.get_mut(k) else {
             continue;
         };
         if slot.is_some() {
-            return Err(bad_xml(xml, pos, format_args!("attribute {key} repeated")));
+            return Err(bad_xml(xml, pos, format_args!("attribute {name} repeated")));
         }
-        *slot = Some(convert(value));
+        *slot = Some(if plain {
+            borrow(raw)
+        } else {
+            Cow::Owned(
+                normalize(raw)
+                    .map_err(|what| bad_xml(xml, pos, format_args!("attribute {name}: {what}")))?,
+            )
+        });
     }
-    Ok(())
+}
+
+/// XML attribute-value normalization of a raw value that holds references or line breaks.
+fn normalize(raw: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find(['&', '\t', '\r', '\n']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix("\r\n") {
+            out.push(' ');
+            rest = after;
+            continue;
+        }
+        if !tail.starts_with('&') {
+            out.push(' ');
+            rest = &tail[1..];
+            continue;
+        }
+        let Some(end) = tail.find(';') else {
+            return Err("'&' without ';'".to_owned());
+        };
+        let entity = &tail[1..end];
+        let c = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = entity.strip_prefix('#') {
+                    dec.parse::<u32>().ok()
+                } else {
+                    return Err(format!("unknown entity &{entity};"));
+                };
+                match code.and_then(char::from_u32) {
+                    Some(c) if c != '\0' => c,
+                    _ => return Err(format!("invalid character reference &{entity};")),
+                }
+            }
+        };
+        out.push(c);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn required<'a>(
@@ -448,6 +568,35 @@ mod tests {
         let xml = r#"<node><interface name="a.b"><annotation name="x" value="&lt;a &amp; &quot;b&quot;&gt;&#10;"/></interface></node>"#;
         let node = parse(xml).unwrap();
         assert_eq!(node.interfaces[0].annotations[0].value, "<a & \"b\">\n");
+    }
+
+    #[test]
+    fn attribute_normalization() {
+        assert_eq!(
+            normalize("a&amp;b&lt;&gt;&apos;&quot;").unwrap(),
+            "a&b<>'\""
+        );
+        assert_eq!(normalize("x\r\ny\tz\n").unwrap(), "x y z ");
+        assert_eq!(normalize("&#65;&#x42;&#x1F600;").unwrap(), "AB\u{1F600}");
+        assert!(normalize("&nope;").is_err());
+        assert!(normalize("&amp").is_err());
+        assert!(normalize("&#0;").is_err());
+        assert!(normalize("&#xD800;").is_err());
+    }
+
+    #[test]
+    fn attribute_syntax() {
+        let ok = |x: &str| parse(x).map(|_| ());
+        assert!(ok(r#"<node><interface name = 'a.b' other="x&amp;y"/></node>"#).is_ok());
+        for bad in [
+            r#"<node><interface name="a.b"other="1"/></node>"#,
+            r#"<node><interface name/></node>"#,
+            r#"<node><interface name=a.b/></node>"#,
+            r#"<node><interface name="a<b"/></node>"#,
+            r#"<node><interface other="&bad;" name="a.b"/></node>"#,
+        ] {
+            assert_eq!(ok(bad).unwrap_err().kind(), ErrorKind::BadXml, "{bad}");
+        }
     }
 
     #[test]
