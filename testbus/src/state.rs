@@ -597,8 +597,9 @@ impl BusState {
             .names
             .get(name)
             .and_then(|q| q.iter().position(|o| o.conn == conn));
+        // The unique name counts, as in dbus-daemon.
         if queued_here.is_none()
-            && self.conns.get(&conn).map_or(0, |c| c.names.len())
+            && self.conns.get(&conn).map_or(0, |c| c.names.len()) + 1
                 >= self.limits.max_names_per_connection
         {
             return Err(DbusError::new(
