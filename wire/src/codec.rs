@@ -388,6 +388,23 @@ impl<'a> Decoder<'a> {
     /// Read a STRING (or the text of an OBJECT_PATH): valid UTF-8, no NUL inside, NUL after.
     #[inline]
     pub fn str(&mut self) -> Result<&'a str> {
+        let bytes = self.string_bytes()?;
+        let start = self.pos - 1 - bytes.len();
+        let s = std::str::from_utf8(bytes)
+            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
+        if bytes.contains(&0)
+            && let Some(i) = bytes.iter().position(|&b| b == 0)
+        {
+            return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
+        }
+        Ok(s)
+    }
+
+    /// Read the bytes of a STRING or OBJECT_PATH (length, bytes, NUL) without checking their
+    /// content; the caller validates them (as the header does with the name grammars, which
+    /// admit only ASCII without NUL).
+    #[inline]
+    pub(crate) fn string_bytes(&mut self) -> Result<&'a [u8]> {
         let len = self.u32()? as usize;
         let start = self.pos;
         let Some(end) = start.checked_add(len).filter(|&e| e < self.buf.len()) else {
@@ -398,16 +415,8 @@ impl<'a> Decoder<'a> {
         if self.buf[end] != 0 {
             return Err(self.error_at(ErrorKind::StringMissingNul, end));
         }
-        let bytes = &self.buf[start..end];
-        let s = std::str::from_utf8(bytes)
-            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if bytes.contains(&0)
-            && let Some(i) = bytes.iter().position(|&b| b == 0)
-        {
-            return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
-        }
         self.pos = end + 1;
-        Ok(s)
+        Ok(&self.buf[start..end])
     }
 
     /// Read an OBJECT_PATH, checking its grammar.
@@ -448,6 +457,13 @@ impl<'a> Decoder<'a> {
     /// Read a variant's signature: exactly one complete type.
     pub fn variant_signature(&mut self) -> Result<&'a [u8]> {
         let at = self.pos;
+        // The common case, one basic type or `v`: no need for the general parser.
+        if let Some(&[1, c, 0]) = self.buf.get(at..at + 3)
+            && (crate::signature::is_basic(c) || c == b'v')
+        {
+            self.pos = at + 3;
+            return Ok(&self.buf[at + 1..at + 2]);
+        }
         let s = self.signature_bytes()?;
         check_single_type(s).map_err(|e| self.shift(e, at + 1))?;
         Ok(s)

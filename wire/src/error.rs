@@ -237,11 +237,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error of `kind` with no position.
     pub fn new(kind: ErrorKind) -> Self {
-        Self(Box::new(Inner { kind, offset: None, context: None }))
+        Self(Box::new(Inner {
+            kind,
+            offset: None,
+            context: None,
+        }))
     }
 
     pub(crate) fn at(kind: ErrorKind, offset: usize) -> Self {
-        Self(Box::new(Inner { kind, offset: Some(offset), context: None }))
+        Self(Box::new(Inner {
+            kind,
+            offset: Some(offset),
+            context: None,
+        }))
     }
 
     /// Attach a detail (for example the rule a name broke); details are joined outermost first.

@@ -24,8 +24,8 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::{
-    BusName, ErrorName, InterfaceName, MemberName, ObjectPath, check_bus_name,
-    check_bus_name_lenient, check_error_name, check_interface, check_member, check_object_path,
+    self, BusName, ErrorName, InterfaceName, MemberName, ObjectPath, check_bus_name,
+    check_error_name, check_interface, check_member, check_object_path,
 };
 use crate::signature::{Signature, check_signature_bytes};
 use crate::value::{Value, decode_value, encode_value, skip_value};
@@ -252,14 +252,11 @@ pub struct Message {
     msg_type: MessageType,
     flags: Flags,
     serial: u32,
-    path: Option<Bytes>,
-    interface: Option<Bytes>,
-    member: Option<Bytes>,
-    error_name: Option<Bytes>,
+    /// Backing bytes of the string fields (for a decoded message, its header).
+    strings: Bytes,
+    /// Where each string field lies in `strings`, indexed by field code.
+    spans: [Option<Span>; 9],
     reply_serial: Option<u32>,
-    destination: Option<Bytes>,
-    sender: Option<Bytes>,
-    signature: Option<Bytes>,
     unix_fds: Option<u32>,
     unknown_fields: Vec<(HeaderField, Value)>,
     body: Bytes,
@@ -267,15 +264,25 @@ pub struct Message {
     fds: Option<Arc<[OwnedFd]>>,
 }
 
+/// A string field's place in [`Message::strings`]: start and length.
+type Span = (u32, u32);
+
+/// The string fields, in the order they are written.
+const STRING_FIELDS: [HeaderField; 7] = [
+    HeaderField::PATH,
+    HeaderField::INTERFACE,
+    HeaderField::MEMBER,
+    HeaderField::ERROR_NAME,
+    HeaderField::DESTINATION,
+    HeaderField::SENDER,
+    HeaderField::SIGNATURE,
+];
+
 /// A validator of one kind of name.
 type NameCheck = fn(&str) -> Result<()>;
 
 fn text(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
-}
-
-fn text_of(b: &Option<Bytes>) -> Option<&str> {
-    b.as_deref().map(text)
 }
 
 impl Message {
@@ -285,14 +292,9 @@ impl Message {
             msg_type,
             flags: Flags::EMPTY,
             serial: 0,
-            path: None,
-            interface: None,
-            member: None,
-            error_name: None,
+            strings: Bytes::new(),
+            spans: [None; 9],
             reply_serial: None,
-            destination: None,
-            sender: None,
-            signature: None,
             unix_fds: None,
             unknown_fields: Vec::new(),
             body: Bytes::new(),
@@ -330,8 +332,7 @@ impl Message {
     pub fn error(call: &Message, name: impl AsRef<str>, text: &str) -> MessageBuilder {
         let b = MessageBuilder::reply_to(MessageType::ERROR, call);
         let name = name.as_ref();
-        b.string_field(|m| &mut m.error_name, name, check_error_name, "ERROR_NAME")
-            .body(&(text,))
+        b.error_name(name).body(&(text,))
     }
 
     /// Start a message of any type, with no fields set (for tests and tools).
@@ -371,13 +372,14 @@ impl Message {
         msg.serial = fixed.serial;
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
         msg.read_fields(&bytes, header_end)?;
+        msg.strings = bytes.slice(..header_end);
         let body_start = round8(header_end);
         if let Some(i) = bytes[header_end..body_start].iter().position(|&b| b != 0) {
             return Err(Error::at(ErrorKind::PaddingNotNul, header_end + i)
                 .detail("padding after the header fields"));
         }
         msg.check_required()?;
-        if msg.signature.is_none() && fixed.body_len > 0 {
+        if msg.spans[8].is_none() && fixed.body_len > 0 {
             return Err(Error::at(ErrorKind::BodyWithoutSignature, 4));
         }
         msg.body = bytes.slice(body_start..);
@@ -387,8 +389,7 @@ impl Message {
 
     fn read_fields(&mut self, raw: &Bytes, header_end: usize) -> Result<()> {
         let base = raw.as_ptr() as usize;
-        let slice_of =
-            |s: &str| raw.slice(s.as_ptr() as usize - base..s.as_ptr() as usize - base + s.len());
+        let span_of = |s: &[u8]| Some(((s.as_ptr() as usize - base) as u32, s.len() as u32));
         // No fd travels with a header field: a `h` in an unknown field is kept as it is.
         let mut dec = Decoder::new(&raw[..header_end], self.endian, u32::MAX);
         dec.set_pos(12);
@@ -423,13 +424,21 @@ impl Message {
             }
             seen |= 1 << code.0;
             let value_at = d.pos();
-            let named = |s: &str, check: NameCheck| {
-                check(s).map_err(|e| e.relative_to(value_at).within(format_args!("{what} field")))
+            let named = |s: &[u8], check: fn(&[u8]) -> Result<()>| {
+                check(s).map_err(|e| {
+                    // Only on failure: say "not UTF-8" when that is the deeper problem.
+                    let e = match std::str::from_utf8(s) {
+                        Err(u) => Error::at(ErrorKind::BadUtf8, value_at + 4 + u.valid_up_to()),
+                        Ok(_) => e.relative_to(value_at),
+                    };
+                    e.within(format_args!("{what} field"))
+                })
             };
             match code {
-                HeaderField::PATH => self.path = Some(slice_of(d.object_path()?.as_str())),
                 HeaderField::SIGNATURE => {
-                    self.signature = Some(slice_of(d.signature()?.as_str()));
+                    let sig = d.signature_bytes()?;
+                    check_signature_bytes(sig).map_err(|e| e.relative_to(value_at + 1))?;
+                    self.spans[8] = span_of(sig);
                 }
                 HeaderField::REPLY_SERIAL => {
                     let serial = d.u32()?;
@@ -440,16 +449,18 @@ impl Message {
                 }
                 HeaderField::UNIX_FDS => self.unix_fds = Some(d.u32()?),
                 _ => {
-                    let s = d.str()?;
-                    let (slot, check): (&mut Option<Bytes>, NameCheck) = match code {
-                        HeaderField::INTERFACE => (&mut self.interface, check_interface),
-                        HeaderField::MEMBER => (&mut self.member, check_member),
-                        HeaderField::ERROR_NAME => (&mut self.error_name, check_error_name),
-                        HeaderField::DESTINATION => (&mut self.destination, check_bus_name_lenient),
-                        _ => (&mut self.sender, check_bus_name_lenient),
+                    // The name grammars admit only ASCII without NUL, so checking them is
+                    // checking UTF-8 too.
+                    let s = d.string_bytes()?;
+                    let check = match code {
+                        HeaderField::PATH => names::object_path_bytes,
+                        HeaderField::INTERFACE => names::interface_bytes,
+                        HeaderField::MEMBER => names::member_bytes,
+                        HeaderField::ERROR_NAME => names::error_name_bytes,
+                        _ => names::bus_name_lenient_bytes,
                     };
                     named(s, check)?;
-                    *slot = Some(slice_of(s));
+                    self.spans[code.0 as usize] = span_of(s);
                 }
             }
             Ok(())
@@ -461,17 +472,17 @@ impl Message {
         let missing = |kind| Err(Error::new(kind).detail(format!("in a {}", self.msg_type)));
         let t = self.msg_type;
         if matches!(t, MessageType::METHOD_CALL | MessageType::SIGNAL) {
-            if self.path.is_none() {
+            if self.field_bytes(HeaderField::PATH).is_none() {
                 return missing(ErrorKind::MissingPath);
             }
-            if self.member.is_none() {
+            if self.field_bytes(HeaderField::MEMBER).is_none() {
                 return missing(ErrorKind::MissingMember);
             }
         }
-        if t == MessageType::SIGNAL && self.interface.is_none() {
+        if t == MessageType::SIGNAL && self.field_bytes(HeaderField::INTERFACE).is_none() {
             return missing(ErrorKind::MissingInterface);
         }
-        if t == MessageType::ERROR && self.error_name.is_none() {
+        if t == MessageType::ERROR && self.field_bytes(HeaderField::ERROR_NAME).is_none() {
             return missing(ErrorKind::MissingErrorName);
         }
         if matches!(t, MessageType::METHOD_RETURN | MessageType::ERROR)
@@ -479,17 +490,17 @@ impl Message {
         {
             return missing(ErrorKind::MissingReplySerial);
         }
-        if text_of(&self.path) == Some(LOCAL_PATH) {
+        if self.field_bytes(HeaderField::PATH) == Some(LOCAL_PATH.as_bytes()) {
             return Err(Error::new(ErrorKind::UsesLocalPath));
         }
-        if text_of(&self.interface) == Some(LOCAL_INTERFACE) {
+        if self.field_bytes(HeaderField::INTERFACE) == Some(LOCAL_INTERFACE.as_bytes()) {
             return Err(Error::new(ErrorKind::UsesLocalInterface));
         }
         Ok(())
     }
 
     fn validate_body(&self, body_start: usize) -> Result<()> {
-        let sig = self.signature.as_deref().unwrap_or_default();
+        let sig = self.signature_bytes();
         let mut dec =
             Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0)).with_base(body_start);
         let mut i = 0;
@@ -547,8 +558,8 @@ impl Message {
         enc.put_u32(body_len);
         enc.put_u32(self.serial);
         enc.array(8, |enc| {
-            let mut string = |code: HeaderField, v: &Option<Bytes>| {
-                if let Some(s) = v {
+            for code in STRING_FIELDS {
+                if let Some(s) = self.field_bytes(code) {
                     enc.align(8);
                     enc.put_u8(code.0);
                     enc.put_signature_bytes(&[code.expected_type().unwrap_or(b's')]);
@@ -560,14 +571,7 @@ impl Message {
                         enc.put_u8(0);
                     }
                 }
-            };
-            string(HeaderField::PATH, &self.path);
-            string(HeaderField::INTERFACE, &self.interface);
-            string(HeaderField::MEMBER, &self.member);
-            string(HeaderField::ERROR_NAME, &self.error_name);
-            string(HeaderField::DESTINATION, &self.destination);
-            string(HeaderField::SENDER, &self.sender);
-            string(HeaderField::SIGNATURE, &self.signature);
+            }
             for (code, v) in [
                 (HeaderField::REPLY_SERIAL, self.reply_serial),
                 (HeaderField::UNIX_FDS, self.unix_fds),
@@ -598,6 +602,40 @@ impl Message {
         let mut out = BytesMut::with_capacity(128 + self.body.len());
         self.encode_into(&mut out)?;
         Ok(out.into())
+    }
+
+    fn field_bytes(&self, code: HeaderField) -> Option<&[u8]> {
+        let (start, len) = self.spans.get(code.0 as usize).copied().flatten()?;
+        self.strings.get(start as usize..(start + len) as usize)
+    }
+
+    /// The text of a string header field.
+    fn field(&self, code: HeaderField) -> Option<&str> {
+        self.field_bytes(code).map(text)
+    }
+
+    fn signature_bytes(&self) -> &[u8] {
+        self.field_bytes(HeaderField::SIGNATURE).unwrap_or_default()
+    }
+
+    /// Replace one string field. The string fields are copied into a new buffer (a header's
+    /// worth of bytes), so the message never holds on to bytes it no longer uses.
+    fn set_field(&mut self, code: HeaderField, value: Option<&str>) {
+        let mut strings = BytesMut::with_capacity(256);
+        let mut spans = [None; 9];
+        for c in STRING_FIELDS {
+            let v = if c == code {
+                value.map(str::as_bytes)
+            } else {
+                self.field_bytes(c)
+            };
+            if let Some(v) = v {
+                spans[c.0 as usize] = Some((strings.len() as u32, v.len() as u32));
+                strings.extend_from_slice(v);
+            }
+        }
+        self.strings = strings.freeze();
+        self.spans = spans;
     }
 
     /// The byte order of the header and body.
@@ -632,22 +670,25 @@ impl Message {
 
     /// The PATH field.
     pub fn path(&self) -> Option<ObjectPath<'_>> {
-        text_of(&self.path).map(ObjectPath::from_checked)
+        self.field(HeaderField::PATH).map(ObjectPath::from_checked)
     }
 
     /// The INTERFACE field.
     pub fn interface(&self) -> Option<InterfaceName<'_>> {
-        text_of(&self.interface).map(InterfaceName::from_checked)
+        self.field(HeaderField::INTERFACE)
+            .map(InterfaceName::from_checked)
     }
 
     /// The MEMBER field.
     pub fn member(&self) -> Option<MemberName<'_>> {
-        text_of(&self.member).map(MemberName::from_checked)
+        self.field(HeaderField::MEMBER)
+            .map(MemberName::from_checked)
     }
 
     /// The ERROR_NAME field.
     pub fn error_name(&self) -> Option<ErrorName<'_>> {
-        text_of(&self.error_name).map(ErrorName::from_checked)
+        self.field(HeaderField::ERROR_NAME)
+            .map(ErrorName::from_checked)
     }
 
     /// The REPLY_SERIAL field.
@@ -657,27 +698,28 @@ impl Message {
 
     /// The DESTINATION field.
     pub fn destination(&self) -> Option<BusName<'_>> {
-        text_of(&self.destination).map(BusName::from_checked)
+        self.field(HeaderField::DESTINATION)
+            .map(BusName::from_checked)
     }
 
     /// Set or clear the DESTINATION field.
     pub fn set_destination(&mut self, name: Option<&BusName<'_>>) {
-        self.destination = name.map(|n| Bytes::copy_from_slice(n.as_bytes()));
+        self.set_field(HeaderField::DESTINATION, name.map(|n| n.as_str()));
     }
 
     /// The SENDER field.
     pub fn sender(&self) -> Option<BusName<'_>> {
-        text_of(&self.sender).map(BusName::from_checked)
+        self.field(HeaderField::SENDER).map(BusName::from_checked)
     }
 
     /// Set or clear the SENDER field (a bus stamps it on every message it relays).
     pub fn set_sender(&mut self, name: Option<&BusName<'_>>) {
-        self.sender = name.map(|n| Bytes::copy_from_slice(n.as_bytes()));
+        self.set_field(HeaderField::SENDER, name.map(|n| n.as_str()));
     }
 
     /// The body signature (empty when the SIGNATURE field is absent).
     pub fn signature(&self) -> Signature<'_> {
-        Signature::from_checked(text_of(&self.signature).unwrap_or_default())
+        Signature::from_checked(text(self.signature_bytes()))
     }
 
     /// The UNIX_FDS field: how many file descriptors travel with the message.
@@ -707,7 +749,7 @@ impl Message {
     /// # Errors
     /// [`ErrorKind::SignatureMismatch`] when the body signature is not `T`'s; any decode error.
     pub fn body<'a, T: Decode<'a>>(&'a self) -> Result<T> {
-        let sig = self.signature.as_deref().unwrap_or_default();
+        let sig = self.signature_bytes();
         let want = T::SIGNATURE.as_bytes();
         let fits = want == sig
             || (want.len() >= 2
@@ -741,12 +783,7 @@ impl Message {
 
     /// For an error reply: its text (the first body argument, when it is a string).
     pub fn error_text(&self) -> Option<&str> {
-        if !self
-            .signature
-            .as_deref()
-            .unwrap_or_default()
-            .starts_with(b"s")
-        {
+        if !self.signature_bytes().starts_with(b"s") {
             return None;
         }
         let mut dec = Decoder::new(&self.body, self.endian, 0);
@@ -806,15 +843,11 @@ impl PartialEq for Message {
             && self.msg_type == o.msg_type
             && self.flags == o.flags
             && self.serial == o.serial
-            && self.path == o.path
-            && self.interface == o.interface
-            && self.member == o.member
-            && self.error_name == o.error_name
+            && STRING_FIELDS[..6]
+                .iter()
+                .all(|&c| self.field(c) == o.field(c))
             && self.reply_serial == o.reply_serial
-            && self.destination == o.destination
-            && self.sender == o.sender
-            && self.signature.as_deref().unwrap_or_default()
-                == o.signature.as_deref().unwrap_or_default()
+            && self.signature_bytes() == o.signature_bytes()
             && self.unix_fds == o.unix_fds
             && self.unknown_fields == o.unknown_fields
             && self.body == o.body
@@ -829,15 +862,15 @@ impl fmt::Debug for Message {
             .field("endian", &self.endian)
             .field("flags", &self.flags.0)
             .field("serial", &self.serial);
-        for (name, v) in [
-            ("path", &self.path),
-            ("interface", &self.interface),
-            ("member", &self.member),
-            ("error_name", &self.error_name),
-            ("destination", &self.destination),
-            ("sender", &self.sender),
+        for (name, code) in [
+            ("path", HeaderField::PATH),
+            ("interface", HeaderField::INTERFACE),
+            ("member", HeaderField::MEMBER),
+            ("error_name", HeaderField::ERROR_NAME),
+            ("destination", HeaderField::DESTINATION),
+            ("sender", HeaderField::SENDER),
         ] {
-            if let Some(s) = text_of(v) {
+            if let Some(s) = self.field(code) {
                 d.field(name, &s);
             }
         }
@@ -864,6 +897,8 @@ impl fmt::Debug for Message {
 #[derive(Debug)]
 pub struct MessageBuilder {
     msg: Message,
+    /// The string fields being set; `msg.spans` point into it until `build` freezes it.
+    strings: BytesMut,
     error: Option<Error>,
 }
 
@@ -871,6 +906,7 @@ impl MessageBuilder {
     fn new(msg_type: MessageType) -> Self {
         Self {
             msg: Message::empty(msg_type),
+            strings: BytesMut::with_capacity(128),
             error: None,
         }
     }
@@ -882,7 +918,9 @@ impl MessageBuilder {
             b.error =
                 Some(Error::new(ErrorKind::BadSerial).detail("replying to a call with serial 0"));
         }
-        b.msg.destination = call.sender.clone();
+        if let Some(sender) = call.field(HeaderField::SENDER) {
+            b.put_field(HeaderField::DESTINATION, sender);
+        }
         b
     }
 
@@ -890,63 +928,53 @@ impl MessageBuilder {
         self.error.get_or_insert(e);
     }
 
-    fn string_field(
-        mut self,
-        slot: fn(&mut Message) -> &mut Option<Bytes>,
-        value: &str,
-        check: NameCheck,
-        what: &'static str,
-    ) -> Self {
+    fn put_field(&mut self, code: HeaderField, value: &str) {
+        self.msg.spans[code.0 as usize] = Some((self.strings.len() as u32, value.len() as u32));
+        self.strings.extend_from_slice(value.as_bytes());
+    }
+
+    fn string_field(mut self, code: HeaderField, value: &str, check: NameCheck) -> Self {
         match check(value) {
-            Ok(()) => *slot(&mut self.msg) = Some(Bytes::copy_from_slice(value.as_bytes())),
-            Err(e) => self.fail(e.within(format_args!("{what} field"))),
+            Ok(()) => self.put_field(code, value),
+            Err(e) => self.fail(e.within(format_args!("{} field", code.name()))),
         }
         self
     }
 
+    fn signature(&self) -> Signature<'_> {
+        let sig = self.msg.spans[8]
+            .and_then(|(start, len)| self.strings.get(start as usize..(start + len) as usize));
+        Signature::from_checked(text(sig.unwrap_or_default()))
+    }
+
     /// Set PATH.
     pub fn path(self, path: impl AsRef<str>) -> Self {
-        self.string_field(|m| &mut m.path, path.as_ref(), check_object_path, "PATH")
+        self.string_field(HeaderField::PATH, path.as_ref(), check_object_path)
     }
 
     /// Set INTERFACE.
     pub fn interface(self, interface: impl AsRef<str>) -> Self {
-        self.string_field(
-            |m| &mut m.interface,
-            interface.as_ref(),
-            check_interface,
-            "INTERFACE",
-        )
+        self.string_field(HeaderField::INTERFACE, interface.as_ref(), check_interface)
     }
 
     /// Set MEMBER.
     pub fn member(self, member: impl AsRef<str>) -> Self {
-        self.string_field(|m| &mut m.member, member.as_ref(), check_member, "MEMBER")
+        self.string_field(HeaderField::MEMBER, member.as_ref(), check_member)
     }
 
     /// Set ERROR_NAME.
     pub fn error_name(self, name: impl AsRef<str>) -> Self {
-        self.string_field(
-            |m| &mut m.error_name,
-            name.as_ref(),
-            check_error_name,
-            "ERROR_NAME",
-        )
+        self.string_field(HeaderField::ERROR_NAME, name.as_ref(), check_error_name)
     }
 
     /// Set DESTINATION.
     pub fn destination(self, name: impl AsRef<str>) -> Self {
-        self.string_field(
-            |m| &mut m.destination,
-            name.as_ref(),
-            check_bus_name,
-            "DESTINATION",
-        )
+        self.string_field(HeaderField::DESTINATION, name.as_ref(), check_bus_name)
     }
 
     /// Set SENDER (a bus sets this; clients normally do not).
     pub fn sender(self, name: impl AsRef<str>) -> Self {
-        self.string_field(|m| &mut m.sender, name.as_ref(), check_bus_name, "SENDER")
+        self.string_field(HeaderField::SENDER, name.as_ref(), check_bus_name)
     }
 
     /// Set REPLY_SERIAL.
@@ -980,7 +1008,7 @@ impl MessageBuilder {
         if endian != self.msg.endian && !self.msg.body.is_empty() {
             let mut dec = Decoder::new(&self.msg.body, self.msg.endian, u32::MAX);
             let mut enc = Encoder::new(endian);
-            let r = Value::decode_all(&mut dec, &self.msg.signature())
+            let r = Value::decode_all(&mut dec, &self.signature())
                 .and_then(|values| Value::encode_all(&mut enc, &values));
             match r {
                 Ok(()) => self.msg.body = enc.into_inner().freeze(),
@@ -1045,7 +1073,10 @@ impl MessageBuilder {
     }
 
     fn set_body(&mut self, sig: &[u8], enc: Encoder) {
-        self.msg.signature = (!sig.is_empty()).then(|| Bytes::copy_from_slice(sig));
+        match sig {
+            [] => self.msg.spans[8] = None,
+            _ => self.put_field(HeaderField::SIGNATURE, text(sig)),
+        }
         self.msg.body = enc.into_inner().freeze();
     }
 
@@ -1061,10 +1092,11 @@ impl MessageBuilder {
     ///
     /// # Errors
     /// The first invalid name or body given, or a required field that is missing.
-    pub fn build(self) -> Result<Message> {
+    pub fn build(mut self) -> Result<Message> {
         if let Some(e) = self.error {
             return Err(e);
         }
+        self.msg.strings = self.strings.freeze();
         self.msg.check_required()?;
         Ok(self.msg)
     }

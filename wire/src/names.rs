@@ -16,9 +16,10 @@ use crate::error::{Error, ErrorKind, Result};
 /// The longest bus, interface, member or error name the specification allows, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
-fn fail(kind: ErrorKind, s: &str, rule: &'static str) -> Error {
-    let shown: String = s.chars().take(64).collect();
-    let ellipsis = if shown.len() < s.len() { "…" } else { "" };
+fn fail(kind: ErrorKind, s: &[u8], rule: &'static str) -> Error {
+    let text = String::from_utf8_lossy(s);
+    let shown: String = text.chars().take(64).collect();
+    let ellipsis = if shown.len() < text.len() { "…" } else { "" };
     Error::new(kind).detail(format!("{shown:?}{ellipsis}: {rule}"))
 }
 
@@ -26,43 +27,45 @@ fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Interface names (and error names, which follow the same rules): one pass over the bytes.
-fn check_dotted(s: &str, kind: ErrorKind) -> Result<()> {
-    if s.is_empty() {
-        return Err(fail(kind, s, "must not be empty"));
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err(fail(kind, s, "must be at most 255 bytes"));
-    }
+const EMPTY_ELEMENT: &str = "elements must not be empty (no leading, trailing or double '.')";
+
+/// Check dot-separated elements of `[A-Za-z0-9_]` (plus `-` when `hyphen`), at least two of them;
+/// an element starting with a digit fails with `digit_rule` unless that is `None`. One pass.
+fn check_elements(
+    s: &[u8],
+    body: &[u8],
+    kind: ErrorKind,
+    hyphen: bool,
+    digit_rule: Option<&'static str>,
+) -> Result<()> {
     let mut elements = 1;
     let mut at_start = true;
-    for &b in s.as_bytes() {
+    for &b in body {
         if b == b'.' {
             if at_start {
-                return Err(fail(
-                    kind,
-                    s,
-                    "elements must not be empty (no leading, trailing or double '.')",
-                ));
+                return Err(fail(kind, s, EMPTY_ELEMENT));
             }
             elements += 1;
             at_start = true;
             continue;
         }
-        if !is_name_char(b) {
-            return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_]"));
+        if !(is_name_char(b) || (hyphen && b == b'-')) {
+            let rule = if hyphen {
+                "elements may only contain [A-Za-z0-9_-]"
+            } else {
+                "elements may only contain [A-Za-z0-9_]"
+            };
+            return Err(fail(kind, s, rule));
         }
         if at_start && b.is_ascii_digit() {
-            return Err(fail(kind, s, "elements must not start with a digit"));
+            if let Some(rule) = digit_rule {
+                return Err(fail(kind, s, rule));
+            }
         }
         at_start = false;
     }
     if at_start {
-        return Err(fail(
-            kind,
-            s,
-            "elements must not be empty (no leading, trailing or double '.')",
-        ));
+        return Err(fail(kind, s, EMPTY_ELEMENT));
     }
     if elements < 2 {
         return Err(fail(
@@ -74,41 +77,58 @@ fn check_dotted(s: &str, kind: ErrorKind) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn check_interface(s: &str) -> Result<()> {
-    check_dotted(s, ErrorKind::BadInterface)
-}
-
-pub(crate) fn check_error_name(s: &str) -> Result<()> {
-    check_dotted(s, ErrorKind::BadErrorName)
-}
-
-pub(crate) fn check_member(s: &str) -> Result<()> {
-    let kind = ErrorKind::BadMember;
-    let Some(&first) = s.as_bytes().first() else {
+fn check_length(s: &[u8], kind: ErrorKind) -> Result<()> {
+    if s.is_empty() {
         return Err(fail(kind, s, "must not be empty"));
-    };
+    }
     if s.len() > MAX_NAME_LEN {
         return Err(fail(kind, s, "must be at most 255 bytes"));
     }
-    if first.is_ascii_digit() {
+    Ok(())
+}
+
+/// Interface names (and error names, which follow the same rules).
+fn check_dotted(s: &[u8], kind: ErrorKind) -> Result<()> {
+    check_length(s, kind)?;
+    check_elements(
+        s,
+        s,
+        kind,
+        false,
+        Some("elements must not start with a digit"),
+    )
+}
+
+pub(crate) fn interface_bytes(s: &[u8]) -> Result<()> {
+    check_dotted(s, ErrorKind::BadInterface)
+}
+
+pub(crate) fn error_name_bytes(s: &[u8]) -> Result<()> {
+    check_dotted(s, ErrorKind::BadErrorName)
+}
+
+pub(crate) fn member_bytes(s: &[u8]) -> Result<()> {
+    let kind = ErrorKind::BadMember;
+    check_length(s, kind)?;
+    if s[0].is_ascii_digit() {
         return Err(fail(kind, s, "must not start with a digit"));
     }
-    if !s.bytes().all(is_name_char) {
+    if !s.iter().all(|&b| is_name_char(b)) {
         return Err(fail(kind, s, "may only contain [A-Za-z0-9_] (no '.')"));
     }
     Ok(())
 }
 
-pub(crate) fn check_object_path(s: &str) -> Result<()> {
+pub(crate) fn object_path_bytes(s: &[u8]) -> Result<()> {
     let kind = ErrorKind::BadPath;
-    let Some(rest) = s.strip_prefix('/') else {
+    let Some(rest) = s.strip_prefix(b"/") else {
         return Err(fail(kind, s, "must start with '/'"));
     };
     if rest.is_empty() {
         return Ok(());
     }
     let mut at_start = true;
-    for &b in rest.as_bytes() {
+    for &b in rest {
         if b == b'/' {
             if at_start {
                 return Err(fail(
@@ -134,59 +154,10 @@ pub(crate) fn check_object_path(s: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_bus_elements(s: &str, body: &str, unique: bool) -> Result<()> {
-    let kind = ErrorKind::BadBusName;
-    let empty = "elements must not be empty (no leading, trailing or double '.')";
-    let mut elements = 1;
-    let mut at_start = true;
-    for &b in body.as_bytes() {
-        if b == b'.' {
-            if at_start {
-                return Err(fail(kind, s, empty));
-            }
-            elements += 1;
-            at_start = true;
-            continue;
-        }
-        if !(is_name_char(b) || b == b'-') {
-            return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_-]"));
-        }
-        if at_start && !unique && b.is_ascii_digit() {
-            return Err(fail(
-                kind,
-                s,
-                "elements of a well-known name must not start with a digit",
-            ));
-        }
-        at_start = false;
-    }
-    if at_start {
-        return Err(fail(kind, s, empty));
-    }
-    if elements < 2 {
-        return Err(fail(
-            kind,
-            s,
-            "must have at least two elements separated by '.'",
-        ));
-    }
-    Ok(())
-}
-
-fn check_len_bus(s: &str) -> Result<()> {
-    if s.is_empty() {
-        return Err(fail(ErrorKind::BadBusName, s, "must not be empty"));
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err(fail(ErrorKind::BadBusName, s, "must be at most 255 bytes"));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_unique_name(s: &str) -> Result<()> {
-    check_len_bus(s)?;
-    match s.strip_prefix(':') {
-        Some(body) => check_bus_elements(s, body, true),
+fn unique_name_bytes(s: &[u8]) -> Result<()> {
+    check_length(s, ErrorKind::BadBusName)?;
+    match s.strip_prefix(b":") {
+        Some(body) => check_elements(s, body, ErrorKind::BadBusName, true, None),
         None => Err(fail(
             ErrorKind::BadBusName,
             s,
@@ -195,34 +166,35 @@ pub(crate) fn check_unique_name(s: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn check_well_known_name(s: &str) -> Result<()> {
-    check_len_bus(s)?;
-    if s.starts_with(':') {
+fn well_known_name_bytes(s: &[u8]) -> Result<()> {
+    check_length(s, ErrorKind::BadBusName)?;
+    if s.starts_with(b":") {
         return Err(fail(
             ErrorKind::BadBusName,
             s,
             "a well-known name must not start with ':'",
         ));
     }
-    check_bus_elements(s, s, false)
+    let digit = "elements of a well-known name must not start with a digit";
+    check_elements(s, s, ErrorKind::BadBusName, true, Some(digit))
 }
 
-pub(crate) fn check_bus_name(s: &str) -> Result<()> {
-    if s.starts_with(':') {
-        check_unique_name(s)
+fn bus_name_bytes(s: &[u8]) -> Result<()> {
+    if s.starts_with(b":") {
+        unique_name_bytes(s)
     } else {
-        check_well_known_name(s)
+        well_known_name_bytes(s)
     }
 }
 
 /// libdbus's rule for unique names on input: `:` followed by any run of `[A-Za-z0-9_.-]`.
-pub(crate) fn check_bus_name_lenient(s: &str) -> Result<()> {
-    match s.strip_prefix(':') {
+pub(crate) fn bus_name_lenient_bytes(s: &[u8]) -> Result<()> {
+    match s.strip_prefix(b":") {
         Some(body) => {
-            check_len_bus(s)?;
+            check_length(s, ErrorKind::BadBusName)?;
             if body
-                .bytes()
-                .all(|b| is_name_char(b) || b == b'-' || b == b'.')
+                .iter()
+                .all(|&b| is_name_char(b) || b == b'-' || b == b'.')
             {
                 Ok(())
             } else {
@@ -233,9 +205,28 @@ pub(crate) fn check_bus_name_lenient(s: &str) -> Result<()> {
                 ))
             }
         }
-        None => check_well_known_name(s),
+        None => well_known_name_bytes(s),
     }
 }
+
+macro_rules! str_checks {
+    ($($name:ident => $bytes:ident),+) => {$(
+        pub(crate) fn $name(s: &str) -> Result<()> {
+            $bytes(s.as_bytes())
+        }
+    )+};
+}
+
+str_checks!(
+    check_interface => interface_bytes,
+    check_error_name => error_name_bytes,
+    check_member => member_bytes,
+    check_object_path => object_path_bytes,
+    check_unique_name => unique_name_bytes,
+    check_well_known_name => well_known_name_bytes,
+    check_bus_name => bus_name_bytes,
+    check_bus_name_lenient => bus_name_lenient_bytes
+);
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $check:path) => {
