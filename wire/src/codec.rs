@@ -392,9 +392,8 @@ impl<'a> Decoder<'a> {
         let start = self.pos - 1 - bytes.len();
         let s = std::str::from_utf8(bytes)
             .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if bytes.contains(&0)
-            && let Some(i) = bytes.iter().position(|&b| b == 0)
-        {
+        if bytes.contains(&0) {
+            let i = bytes.iter().position(|&b| b == 0).unwrap_or_default();
             return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
         }
         Ok(s)
@@ -458,11 +457,11 @@ impl<'a> Decoder<'a> {
     pub fn variant_signature(&mut self) -> Result<&'a [u8]> {
         let at = self.pos;
         // The common case, one basic type or `v`: no need for the general parser.
-        if let Some(&[1, c, 0]) = self.buf.get(at..at + 3)
-            && (crate::signature::is_basic(c) || c == b'v')
-        {
-            self.pos = at + 3;
-            return Ok(&self.buf[at + 1..at + 2]);
+        if let Some(&[1, c, 0]) = self.buf.get(at..at + 3) {
+            if crate::signature::is_basic(c) || c == b'v' {
+                self.pos = at + 3;
+                return Ok(&self.buf[at + 1..at + 2]);
+            }
         }
         let s = self.signature_bytes()?;
         check_single_type(s).map_err(|e| self.shift(e, at + 1))?;
