@@ -75,16 +75,21 @@ fn to_usize(p: u64) -> usize {
 /// Parse a whole document.
 pub(super) fn parse(xml: &str) -> Result<Node<'_>> {
     let mut reader = Reader::from_str(xml);
+    // Whitespace between elements produces no events (the format has no text).
+    reader.config_mut().trim_text(true);
     let mut stack: Vec<Frame<'_>> = Vec::with_capacity(8);
     let mut root: Option<Node<'_>> = None;
     loop {
-        let pos = to_usize(reader.buffer_position());
+        // Where the next event starts (or the white space before it); replaced by the exact
+        // position of the `<` for elements.
+        let before = to_usize(reader.buffer_position());
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(e) => return Err(bad_xml(xml, to_usize(reader.error_position()), e)),
         };
         match event {
             Event::Start(e) => {
+                let pos = element_pos(xml, &e).unwrap_or(before);
                 if stack.len() >= MAX_DEPTH {
                     return Err(bad_introspection(
                         xml,
@@ -96,6 +101,7 @@ pub(super) fn parse(xml: &str) -> Result<Node<'_>> {
                 stack.push(frame);
             }
             Event::Empty(e) => {
+                let pos = element_pos(xml, &e).unwrap_or(before);
                 let frame = open(xml, pos, &e, stack.last(), root.is_some())?;
                 close(frame, &mut stack, &mut root);
             }
@@ -186,6 +192,13 @@ fn close<'a>(frame: Frame<'a>, stack: &mut [Frame<'a>], root: &mut Option<Node<'
     }
 }
 
+/// The byte offset of the `<` that starts the element whose tag content is `e`.
+fn element_pos(xml: &str, e: &BytesStart<'_>) -> Option<usize> {
+    let content: &str = e;
+    let start = (content.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
+    start.checked_sub(1).filter(|&p| p < xml.len())
+}
+
 /// `part` as a slice of `xml` with `xml`'s lifetime, when it lies inside `xml` (it always does
 /// for a reader over a `&str`).
 fn borrow_from<'a>(xml: &'a str, part: &str) -> Option<&'a str> {
@@ -217,6 +230,35 @@ fn attrs<'a, const N: usize>(
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Bytes that end an attribute name: `=` and white space.
+static NAME_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'=' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// Bytes inside an attribute value that need a look: quotes, `<`, `&` and line breaks or tabs.
+static VALUE_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// Whether `name` is `key` (the first byte compared inline; most keys differ there).
+fn key_is(key: &str, name: &str) -> bool {
+    key.len() == name.len() && key.as_bytes().first() == name.as_bytes().first() && key == name
 }
 
 /// Read `name="value"` pairs from `src` (a start tag after its name), filling `out` for `keys`.
@@ -251,9 +293,10 @@ fn scan_attributes<'s, 'a, const N: usize>(
             ));
         }
         let name_start = i;
-        while i < b.len() && b[i] != b'=' && !is_space(b[i]) {
-            i += 1;
-        }
+        i += b[i..]
+            .iter()
+            .position(|&c| NAME_STOP[usize::from(c)])
+            .unwrap_or(b.len() - i);
         let name = &src[name_start..i];
         while i < b.len() && is_space(b[i]) {
             i += 1;
@@ -283,6 +326,10 @@ fn scan_attributes<'s, 'a, const N: usize>(
         let value_start = i;
         let mut plain = true;
         loop {
+            i += b[i..]
+                .iter()
+                .position(|&c| VALUE_STOP[usize::from(c)])
+                .unwrap_or(b.len() - i);
             match b.get(i) {
                 None => {
                     return Err(bad_xml(
@@ -306,7 +353,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
         }
         let raw = &src[value_start..i];
         i += 1;
-        let Some(k) = keys.iter().position(|k| *k == name) else {
+        let Some(k) = keys.iter().position(|k| key_is(k, name)) else {
             if !plain {
                 // Check the references of attributes we ignore, too.
                 normalize(raw).map_err(|what| bad_xml(xml, pos, what))?;
