@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use fastbus_transport::{FramedReader, FramedWriter};
@@ -82,6 +82,9 @@ struct WriteState {
     backlog: bool,
     /// The connection is closing: the writer task flushes, shuts down and exits.
     closing: bool,
+    /// The reader is dispatching a burst of messages that were already buffered: writes only
+    /// queue, and the reader flushes them all in one write when the burst ends.
+    corked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +130,7 @@ impl Core {
                 writer: Some(writer),
                 backlog: false,
                 closing: false,
+                corked: false,
             }),
             write_wake: Notify::new(),
             calls: Mutex::default(),
@@ -193,13 +197,13 @@ impl Core {
             drop(ws);
             return Err(self.disconnected());
         }
-        let backlog = ws.backlog;
+        let hold = ws.backlog || ws.corked;
         let Some(w) = ws.writer.as_mut() else {
             drop(ws);
             return Err(self.disconnected());
         };
         w.queue(msg)?;
-        if backlog {
+        if hold {
             return Ok(());
         }
         if self.opts.write_mode == WriteMode::Direct {
@@ -229,6 +233,41 @@ impl Core {
             self.write_wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Holds writes back while the reader dispatches a burst (see `WriteState::corked`).
+    fn cork(&self) {
+        lock(&self.write).corked = true;
+    }
+
+    /// Ends a burst: writes what it queued, at once if the socket takes it.
+    fn uncork(&self) {
+        let mut ws = lock(&self.write);
+        ws.corked = false;
+        if ws.backlog || ws.closing {
+            return;
+        }
+        let Some(w) = ws.writer.as_mut() else { return };
+        if w.queued_bytes() == 0 {
+            return;
+        }
+        let flushed = if self.opts.write_mode == WriteMode::Direct {
+            w.try_flush_now()
+        } else {
+            Ok(false)
+        };
+        match flushed {
+            Ok(true) => {}
+            Ok(false) => {
+                ws.backlog = true;
+                drop(ws);
+                self.write_wake.notify_one();
+            }
+            Err(e) => {
+                drop(ws);
+                self.close(DisconnectReason::Error(Arc::new(Error::Transport(e))));
+            }
+        }
     }
 
     /// Registers a pending call for `serial`; the receiver gets the reply.
@@ -375,7 +414,28 @@ async fn read_loop(core: Arc<Core>, mut reader: FramedReader) {
             r = reader.next_message() => r,
         };
         match next {
-            Ok(Some(msg)) => core.dispatch(msg),
+            Ok(Some(msg)) => {
+                // Dispatch this message and every one already buffered behind it with writes
+                // corked: the replies of a burst leave in one write, not one write each.
+                core.cork();
+                core.dispatch(msg);
+                let mut cx = Context::from_waker(Waker::noop());
+                let end = loop {
+                    match reader.poll_next_message(&mut cx) {
+                        Poll::Ready(Ok(Some(m))) => core.dispatch(m),
+                        Poll::Pending => break None,
+                        Poll::Ready(Ok(None)) => break Some(DisconnectReason::ByPeer),
+                        Poll::Ready(Err(e)) if message_local(&e) => {}
+                        Poll::Ready(Err(e)) => {
+                            break Some(DisconnectReason::Error(Arc::new(Error::Transport(e))));
+                        }
+                    }
+                };
+                core.uncork();
+                if let Some(reason) = end {
+                    break reason;
+                }
+            }
             Ok(None) => break DisconnectReason::ByPeer,
             Err(e) if message_local(&e) => continue,
             Err(e) => break DisconnectReason::Error(Arc::new(Error::Transport(e))),
