@@ -222,7 +222,9 @@ fn start_daemon() -> Option<Daemon> {
         .spawn()
         .ok()?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+    BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
     Some(Daemon {
         child,
         address: line.trim().to_owned(),
