@@ -232,29 +232,42 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-/// Bytes that end an attribute name: `=` and white space.
-static NAME_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'=' as usize] = true;
-    t[b' ' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[b'\n' as usize] = true;
-    t
-};
+// Word-at-a-time scanning (eight bytes per step, in safe code). In each mask the lowest set
+// bit is exact (false positives can only appear above a true one), which is all we use.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
 
-/// Bytes inside an attribute value that need a look: quotes, `<`, `&` and line breaks or tabs.
-static VALUE_STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'"' as usize] = true;
-    t[b'\'' as usize] = true;
-    t[b'<' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b'\t' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[b'\n' as usize] = true;
-    t
-};
+/// High bit set in each byte of `w` that equals `c` (the lowest one exactly).
+fn eq_bytes(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// High bit set in each byte of `w` below `n` (`n` at most 0x80; the lowest one exactly).
+fn lt_bytes(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
+}
+
+/// Index of the first byte at or after `i` for which `stop_word` (eight bytes at a time) or
+/// `stop_byte` (for the last few) says stop; `b.len()` if none.
+fn scan(
+    b: &[u8],
+    mut i: usize,
+    stop_word: impl Fn(u64) -> u64,
+    stop_byte: impl Fn(u8) -> bool,
+) -> usize {
+    while let Some(Ok(chunk)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let m = stop_word(u64::from_le_bytes(chunk));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !stop_byte(b[i]) {
+        i += 1;
+    }
+    i
+}
 
 /// Whether `name` is `key` (the first byte compared inline; most keys differ there).
 fn key_is(key: &str, name: &str) -> bool {
@@ -293,10 +306,12 @@ fn scan_attributes<'s, 'a, const N: usize>(
             ));
         }
         let name_start = i;
-        i += b[i..]
-            .iter()
-            .position(|&c| NAME_STOP[usize::from(c)])
-            .unwrap_or(b.len() - i);
+        i = scan(
+            b,
+            i,
+            |w| eq_bytes(w, b'=') | lt_bytes(w, 0x21),
+            |c| c == b'=' || c <= b' ',
+        );
         let name = &src[name_start..i];
         while i < b.len() && is_space(b[i]) {
             i += 1;
@@ -326,10 +341,12 @@ fn scan_attributes<'s, 'a, const N: usize>(
         let value_start = i;
         let mut plain = true;
         loop {
-            i += b[i..]
-                .iter()
-                .position(|&c| VALUE_STOP[usize::from(c)])
-                .unwrap_or(b.len() - i);
+            i = scan(
+                b,
+                i,
+                |w| eq_bytes(w, quote) | eq_bytes(w, b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
+                |c| c == quote || c == b'&' || c == b'<' || c < 0x20,
+            );
             match b.get(i) {
                 None => {
                     return Err(bad_xml(
@@ -347,13 +364,26 @@ fn scan_attributes<'s, 'a, const N: usize>(
                     ));
                 }
                 Some(b'&' | b'\t' | b'\r' | b'\n') => plain = false,
-                Some(_) => {}
+                Some(_) => {
+                    return Err(bad_xml(
+                        xml,
+                        pos,
+                        format_args!("a control character in the value of attribute {name}"),
+                    ));
+                }
             }
             i += 1;
         }
         let raw = &src[value_start..i];
         i += 1;
-        let Some(k) = keys.iter().position(|k| key_is(k, name)) else {
+        let mut found = None;
+        for (k, key) in keys.iter().enumerate() {
+            if key_is(key, name) {
+                found = Some(k);
+                break;
+            }
+        }
+        let Some(k) = found else {
             if !plain {
                 // Check the references of attributes we ignore, too.
                 normalize(raw).map_err(|what| bad_xml(xml, pos, what))?;
@@ -615,6 +645,31 @@ mod tests {
         let xml = r#"<node><interface name="a.b"><annotation name="x" value="&lt;a &amp; &quot;b&quot;&gt;&#10;"/></interface></node>"#;
         let node = parse(xml).unwrap();
         assert_eq!(node.interfaces[0].annotations[0].value, "<a & \"b\">\n");
+    }
+
+    #[test]
+    fn word_scan_finds_the_first_stop_byte() {
+        let stop_w =
+            |w| eq_bytes(w, b'"') | eq_bytes(w, b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20);
+        let stop_b = |c: u8| c == b'"' || c == b'&' || c == b'<' || c < 0x20;
+        for s in [
+            "",
+            "\"",
+            "abc\"",
+            "abcdefgh\"",
+            "abcdefghijklmnop&x",
+            "é€😀abcdefgh<",
+            "ab\ncd\"",
+            "\u{1}\u{0}",
+            "abcdefgh",
+            "xxxxxxx\u{1f}\"",
+        ] {
+            let b = s.as_bytes();
+            for start in 0..=b.len() {
+                let naive = (start..b.len()).find(|&i| stop_b(b[i])).unwrap_or(b.len());
+                assert_eq!(scan(b, start, stop_w, stop_b), naive, "{s:?} from {start}");
+            }
+        }
     }
 
     #[test]
