@@ -122,7 +122,7 @@ impl Drop for Daemon {
 pub(crate) struct Client {
     pub(crate) r: FramedReader,
     pub(crate) w: FramedWriter,
-    serial: u32,
+    pub(crate) serial: u32,
     pub(crate) name: String,
     pub(crate) queue: VecDeque<Message>,
 }
