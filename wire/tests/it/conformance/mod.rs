@@ -25,15 +25,10 @@
 //! The slow boundary tests (cases 9, 44 and 53 with 64 and 128 MiB buffers) run only with
 //! `FASTBUS_SLOW_TESTS=1`.
 
-#[path = "conformance/fields.rs"]
 mod fields;
-#[path = "conformance/framing.rs"]
 mod framing;
-#[path = "conformance/names.rs"]
 mod names;
-#[path = "conformance/signatures.rs"]
+mod security;
 mod signatures;
-#[path = "conformance/support.rs"]
 mod support;
-#[path = "conformance/values.rs"]
 mod values;

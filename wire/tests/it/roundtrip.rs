@@ -3,10 +3,9 @@
 //! mutation test that flips, truncates and extends valid messages and asserts that decoding
 //! never panics (and that whatever decodes re-encodes to the same message).
 
-#[path = "../examples/json/mod.rs"]
-mod json;
-
 use std::path::{Path, PathBuf};
+
+use crate::json;
 
 use bytes::Bytes;
 use fastbus_wire::{

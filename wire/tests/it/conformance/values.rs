@@ -640,7 +640,7 @@ fn handles(call: &Message, e: Endian) -> Message {
 }
 
 /// Messages of every kind, in one byte order.
-fn sample_messages(e: Endian) -> Vec<Message> {
+pub(super) fn sample_messages(e: Endian) -> Vec<Message> {
     // A BTreeMap, so that both byte orders write the entries in the same order.
     let mut props = BTreeMap::new();
     props.insert("Name".to_owned(), Value::Str("x".into()));
@@ -769,7 +769,7 @@ fn glib_big_and_little_endian_captures_decode_to_the_same_values() {
 }
 
 #[track_caller]
-fn assert_same_content(a: &Message, b: &Message) {
+pub(super) fn assert_same_content(a: &Message, b: &Message) {
     assert_eq!(a.message_type(), b.message_type());
     assert_eq!(a.flags(), b.flags());
     assert_eq!(a.serial(), b.serial());
@@ -790,7 +790,7 @@ fn assert_same_content(a: &Message, b: &Message) {
 }
 
 /// The same message in another byte order, rebuilt from its header and values.
-fn rebuild(m: &Message, e: Endian) -> Message {
+pub(super) fn rebuild(m: &Message, e: Endian) -> Message {
     let t = m.message_type();
     let mut b = Message::builder(t)
         .endian(e)
@@ -825,7 +825,7 @@ fn rebuild(m: &Message, e: Endian) -> Message {
 }
 
 #[cfg(unix)]
-fn dev_nulls(n: usize) -> Vec<std::os::fd::OwnedFd> {
+pub(super) fn dev_nulls(n: usize) -> Vec<std::os::fd::OwnedFd> {
     (0..n)
         .map(|_| std::fs::File::open("/dev/null").unwrap().into())
         .collect()

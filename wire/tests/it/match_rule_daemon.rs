@@ -16,40 +16,10 @@ use fastbus_wire::{ErrorKind, MatchRule, Message, MessageType, frame_len};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-/// A directory created fresh for this test (creation fails rather than reuse an existing one),
-/// removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let base = std::env::temp_dir();
-        for attempt in 0u32.. {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let dir = base.join(format!(
-                "fastbus-match-rule-{}-{nanos}-{attempt}",
-                std::process::id()
-            ));
-            if std::fs::create_dir(&dir).is_ok() {
-                return TempDir(dir);
-            }
-        }
-        unreachable!()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 struct Daemon {
     child: Child,
     socket: PathBuf,
-    _dir: TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Daemon {
@@ -68,9 +38,12 @@ fn start_daemon() -> Option<Daemon> {
         eprintln!("dbus-daemon not installed: skipping");
         return None;
     }
-    let dir = TempDir::new();
-    let socket = dir.0.join("bus");
-    let config = dir.0.join("bus.conf");
+    let dir = tempfile::Builder::new()
+        .prefix("fastbus-match-rule-")
+        .tempdir()
+        .expect("temporary directory");
+    let socket = dir.path().join("bus");
+    let config = dir.path().join("bus.conf");
     std::fs::write(
         &config,
         format!(

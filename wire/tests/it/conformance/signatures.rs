@@ -8,7 +8,7 @@ use super::support::*;
 /// `sig` must be rejected with `kind` everywhere a signature is read: the API, the header
 /// SIGNATURE field (both byte orders, framed three ways) and a `g` body value.
 #[track_caller]
-fn assert_bad_signature(sig: &[u8], kind: ErrorKind) {
+pub(super) fn assert_bad_signature(sig: &[u8], kind: ErrorKind) {
     if let Ok(text) = std::str::from_utf8(sig) {
         let err = Signature::new(text).expect_err(text);
         assert_eq!(err.kind(), kind, "Signature::new({text:?}): {err}");
@@ -42,7 +42,7 @@ fn assert_bad_signature(sig: &[u8], kind: ErrorKind) {
 
 /// A single-type signature must be rejected with `kind` as a variant's signature too.
 #[track_caller]
-fn assert_bad_variant_signature(sig: &[u8], kind: ErrorKind) {
+pub(super) fn assert_bad_variant_signature(sig: &[u8], kind: ErrorKind) {
     for e in BOTH {
         let mut body = W::new(e);
         body.g(sig).u32(0);
@@ -265,7 +265,7 @@ fn accepts_64_levels_of_static_nesting_and_rejects_a_variant_below_them() {
 }
 
 /// `depth` variants, each holding the next, the innermost holding the byte 7.
-fn nested_variants(e: Endian, depth: usize) -> W {
+pub(super) fn nested_variants(e: Endian, depth: usize) -> W {
     let mut w = W::new(e);
     for _ in 0..depth - 1 {
         w.g("v");
