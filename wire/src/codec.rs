@@ -62,6 +62,9 @@ pub struct Encoder {
     origin: usize,
     big: bool,
     depth: u32,
+    /// The deepest nesting allowed: 64, or 65 while a tuple is written as an argument list
+    /// (its parentheses are not on the wire, so it is not a container there).
+    limit: u32,
 }
 
 impl Encoder {
@@ -79,6 +82,7 @@ impl Encoder {
             buf,
             big: endian == Endian::Big,
             depth: 0,
+            limit: MAX_TOTAL_DEPTH,
         }
     }
 
@@ -177,15 +181,24 @@ impl Encoder {
 
     /// Enter a container being written (array, dict entry, variant, dynamic struct): at most
     /// 64 deep in total, the limit every receiver checks.
+    #[inline]
     pub(crate) fn enter(&mut self) -> Result<()> {
         self.depth += 1;
-        if self.depth > MAX_TOTAL_DEPTH {
+        if self.depth > self.limit {
             return Err(Error::new(ErrorKind::NestedTooDeeply).detail("value to encode"));
         }
         Ok(())
     }
 
+    /// The value about to be written is a tuple standing for an argument list: its own struct
+    /// level does not count towards the nesting limit.
+    pub(crate) fn for_argument_list(mut self) -> Self {
+        self.limit = MAX_TOTAL_DEPTH + 1;
+        self
+    }
+
     /// Leave a container entered with [`Encoder::enter`].
+    #[inline]
     pub(crate) fn leave(&mut self) {
         self.depth -= 1;
     }
@@ -231,6 +244,8 @@ pub struct Decoder<'a> {
     pos: usize,
     big: bool,
     depth: u32,
+    /// The deepest nesting allowed: 64, or 65 while a tuple is read as an argument list.
+    limit: u32,
     n_fds: u32,
     base: usize,
 }
@@ -244,9 +259,17 @@ impl<'a> Decoder<'a> {
             pos: 0,
             big: endian == Endian::Big,
             depth: 0,
+            limit: MAX_TOTAL_DEPTH,
             n_fds,
             base: 0,
         }
+    }
+
+    /// The value about to be read is a tuple standing for an argument list: its own struct level
+    /// does not count towards the nesting limit.
+    pub(crate) fn for_argument_list(mut self) -> Self {
+        self.limit = MAX_TOTAL_DEPTH + 1;
+        self
     }
 
     /// Report error offsets as if `buf` started at byte `base` of a larger buffer.
@@ -283,7 +306,7 @@ impl<'a> Decoder<'a> {
         Error::at(kind, self.base + self.pos)
     }
 
-    fn error_at(&self, kind: ErrorKind, pos: usize) -> Error {
+    pub(crate) fn error_at(&self, kind: ErrorKind, pos: usize) -> Error {
         Error::at(kind, self.base + pos)
     }
 
@@ -493,7 +516,7 @@ impl<'a> Decoder<'a> {
     #[inline]
     pub fn enter(&mut self) -> Result<()> {
         self.depth += 1;
-        if self.depth > MAX_TOTAL_DEPTH {
+        if self.depth > self.limit {
             return Err(self.error(ErrorKind::NestedTooDeeply));
         }
         Ok(())
@@ -959,7 +982,9 @@ macro_rules! tuple {
             #[inline]
             fn encode(&self, enc: &mut Encoder) -> Result<()> {
                 enc.align(8);
+                enc.enter()?;
                 $(self.$i.encode(enc)?;)+
+                enc.leave();
                 Ok(())
             }
         }

@@ -231,6 +231,26 @@ struct Inner {
     context: Option<Box<str>>,
 }
 
+/// How much of a peer's string an error message shows, in characters.
+const SHOWN_CHARS: usize = 64;
+
+/// A peer's string as an error message shows it: quoted and escaped as Rust's `{:?}` does (so a
+/// NUL, a `%`, a quote or a control character reads as itself and formats nothing), cut to its
+/// first 64 characters with the full length in bytes after it when it is longer, so that a hostile
+/// or huge input cannot make a huge or misleading message (the class of CVE-2013-2168).
+pub(crate) fn shown(s: &str) -> String {
+    let mut chars = s.char_indices();
+    match chars.nth(SHOWN_CHARS) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
+/// [`shown`] for bytes that may not be UTF-8 (invalid sequences shown as U+FFFD).
+pub(crate) fn shown_bytes(b: &[u8]) -> String {
+    shown(&String::from_utf8_lossy(b))
+}
+
 /// The result type of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -331,6 +351,18 @@ impl From<ErrorKind> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_quotes_escapes_and_cuts_hostile_strings() {
+        assert_eq!(shown("a.b"), "\"a.b\"");
+        assert_eq!(shown("%s%n\0\"x\n"), "\"%s%n\\0\\\"x\\n\"");
+        let long = "é".repeat(1000);
+        let s = shown(&long);
+        assert!(s.starts_with(format!("{:?}", "é".repeat(64)).trim_end_matches('"')));
+        assert!(s.ends_with("… (2000 bytes)"), "{s}");
+        assert_eq!(shown(&"x".repeat(64)), format!("{:?}", "x".repeat(64)));
+        assert_eq!(shown_bytes(b"a\xffb"), "\"a\u{fffd}b\"");
+    }
 
     #[test]
     fn display_names_kind_context_and_offset() {

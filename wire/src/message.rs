@@ -764,6 +764,10 @@ impl Message {
             )));
         }
         let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        if want != sig {
+            // `T` is a tuple standing for the argument list, not a struct on the wire.
+            dec = dec.for_argument_list();
+        }
         let v = T::decode(&mut dec)?;
         dec.finish()?;
         Ok(v)
@@ -1033,15 +1037,20 @@ impl MessageBuilder {
     /// written as a one-element tuple: `&((1, 2),)`.
     pub fn body<T: Encode + ?Sized>(mut self, args: &T) -> Self {
         let full = T::SIGNATURE.as_bytes();
-        let sig = match full {
-            [b'(', inner @ .., b')'] if crate::value::type_end(full, 0) == full.len() => inner,
-            _ => full,
+        let (sig, argument_list) = match full {
+            [b'(', inner @ .., b')'] if crate::value::type_end(full, 0) == full.len() => {
+                (inner, true)
+            }
+            _ => (full, false),
         };
         if let Err(e) = check_signature_bytes(sig) {
             self.fail(e.within("body signature"));
             return self;
         }
         let mut enc = Encoder::new(self.msg.endian);
+        if argument_list {
+            enc = enc.for_argument_list();
+        }
         match args.encode(&mut enc) {
             Ok(()) => self.set_body(sig, enc),
             Err(e) => self.fail(e.within("body")),
@@ -1091,10 +1100,14 @@ impl MessageBuilder {
     /// Finish the message.
     ///
     /// # Errors
-    /// The first invalid name or body given, or a required field that is missing.
+    /// The first invalid name or body given, message type 0 (INVALID), or a required field that
+    /// is missing.
     pub fn build(mut self) -> Result<Message> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if self.msg.msg_type.0 == 0 {
+            return Err(Error::new(ErrorKind::BadMessageType));
         }
         self.msg.strings = self.strings.freeze();
         self.msg.check_required()?;

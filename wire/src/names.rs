@@ -11,16 +11,13 @@
 
 use std::borrow::Cow;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, shown_bytes};
 
 /// The longest bus, interface, member or error name the specification allows, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
 fn fail(kind: ErrorKind, s: &[u8], rule: &'static str) -> Error {
-    let text = String::from_utf8_lossy(s);
-    let shown: String = text.chars().take(64).collect();
-    let ellipsis = if shown.len() < text.len() { "…" } else { "" };
-    Error::new(kind).detail(format!("{shown:?}{ellipsis}: {rule}"))
+    Error::new(kind).detail(format!("{}: {rule}", shown_bytes(s)))
 }
 
 fn is_name_char(b: u8) -> bool {

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, shown};
 use crate::names::name_type;
 
 /// The longest signature the specification allows, in bytes.
@@ -122,7 +122,7 @@ pub(crate) fn check_signature_bytes(s: &[u8]) -> Result<()> {
 }
 
 fn check_signature(s: &str) -> Result<()> {
-    check_signature_bytes(s.as_bytes()).map_err(|e| e.detail(format!("signature {s:?}")))
+    check_signature_bytes(s.as_bytes()).map_err(|e| e.detail(format!("signature {}", shown(s))))
 }
 
 /// Validate a variant's signature: exactly one complete type.

@@ -347,7 +347,21 @@ pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> 
             let end = type_end(sig, *i);
             let elem = &sig[*i..end];
             *i = end;
+            dec.align(4)?;
+            let at = dec.pos();
             let stop = dec.array_start(alignment(elem[0]))?;
+            if let Some(size) = bulk_size(elem) {
+                // As the bulk validation does: a whole number of fixed-size elements
+                // (CVE-2022-42011), checked before any element is read.
+                let len = stop - dec.pos();
+                if len % size != 0 {
+                    return Err(dec
+                        .error_at(ErrorKind::ArrayLengthIncorrect, at)
+                        .detail(format!(
+                            "{len} bytes is not a whole number of {size}-byte elements"
+                        )));
+                }
+            }
             let mut items = Vec::new();
             dec.array_elements(stop, |d, _| {
                 items.push(decode_value(d, elem, &mut 0)?);

@@ -8,6 +8,8 @@
 
 #![allow(dead_code, reason = "each example uses one direction")]
 
+pub(crate) mod cli;
+
 use fastbus_wire::{
     Array, Dict, Endian, Fd, Message, MessageType, ObjectPath, Signature, SignatureType, Value,
 };

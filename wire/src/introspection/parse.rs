@@ -11,7 +11,7 @@ use quick_xml::reader::Reader;
 use super::{
     Annotation, Arg, ArgDirection, Interface, Method, Node, Property, PropertyAccess, Signal,
 };
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, shown};
 use crate::names::{InterfaceName, MemberName, check_interface, check_member, check_object_path};
 use crate::signature::{Signature, check_signature_bytes, check_single_type};
 
@@ -142,7 +142,7 @@ fn open<'a>(
         (None, _) => Err(bad_introspection(
             xml,
             pos,
-            format_args!("the root element is <{tag}>, not <node>"),
+            format_args!("the root element is {}, not <node>", shown(tag)),
         )),
         (Some(F::Node(_)), "node") => node(xml, pos, e, false).map(F::Node),
         (Some(F::Node(_)), "interface") => interface(xml, pos, e).map(F::Interface),
@@ -320,7 +320,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
             return Err(bad_xml(
                 xml,
                 pos,
-                format_args!("attribute {name} without a value"),
+                format_args!("attribute {} without a value", shown(name)),
             ));
         }
         i += 1;
@@ -333,7 +333,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
                 return Err(bad_xml(
                     xml,
                     pos,
-                    format_args!("the value of attribute {name} is not in quotes"),
+                    format_args!("the value of attribute {} is not in quotes", shown(name)),
                 ));
             }
         };
@@ -352,7 +352,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
                     return Err(bad_xml(
                         xml,
                         pos,
-                        format_args!("the value of attribute {name} is not closed"),
+                        format_args!("the value of attribute {} is not closed", shown(name)),
                     ));
                 }
                 Some(&c) if c == quote => break,
@@ -360,7 +360,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
                     return Err(bad_xml(
                         xml,
                         pos,
-                        format_args!("'<' in the value of attribute {name}"),
+                        format_args!("'<' in the value of attribute {}", shown(name)),
                     ));
                 }
                 Some(b'&' | b'\t' | b'\r' | b'\n') => plain = false,
@@ -368,7 +368,10 @@ fn scan_attributes<'s, 'a, const N: usize>(
                     return Err(bad_xml(
                         xml,
                         pos,
-                        format_args!("a control character in the value of attribute {name}"),
+                        format_args!(
+                            "a control character in the value of attribute {}",
+                            shown(name)
+                        ),
                     ));
                 }
             }
@@ -394,15 +397,18 @@ fn scan_attributes<'s, 'a, const N: usize>(
             continue;
         };
         if slot.is_some() {
-            return Err(bad_xml(xml, pos, format_args!("attribute {name} repeated")));
+            return Err(bad_xml(
+                xml,
+                pos,
+                format_args!("attribute {} repeated", shown(name)),
+            ));
         }
         *slot = Some(if plain {
             borrow(raw)
         } else {
-            Cow::Owned(
-                normalize(raw)
-                    .map_err(|what| bad_xml(xml, pos, format_args!("attribute {name}: {what}")))?,
-            )
+            Cow::Owned(normalize(raw).map_err(|what| {
+                bad_xml(xml, pos, format_args!("attribute {}: {what}", shown(name)))
+            })?)
         });
     }
 }
@@ -440,11 +446,16 @@ fn normalize(raw: &str) -> std::result::Result<String, String> {
                 } else if let Some(dec) = entity.strip_prefix('#') {
                     dec.parse::<u32>().ok()
                 } else {
-                    return Err(format!("unknown entity &{entity};"));
+                    return Err(format!("unknown entity {}", shown(&format!("&{entity};"))));
                 };
                 match code.and_then(char::from_u32) {
                     Some(c) if c != '\0' => c,
-                    _ => return Err(format!("invalid character reference &{entity};")),
+                    _ => {
+                        return Err(format!(
+                            "invalid character reference {}",
+                            shown(&format!("&{entity};"))
+                        ));
+                    }
                 }
             }
         };
@@ -489,11 +500,14 @@ pub(super) fn check_single_complete_type(s: &str) -> Result<()> {
             ) =>
         {
             // An invalid signature says what is invalid; a valid one is the wrong length.
-            check_signature_bytes(s.as_bytes()).map_err(|e| e.detail(format!("type {s:?}")))?;
-            Err(Error::new(ErrorKind::BadIntrospection)
-                .detail(format!("type {s:?} is not exactly one complete type")))
+            check_signature_bytes(s.as_bytes())
+                .map_err(|e| e.detail(format!("type {}", shown(s))))?;
+            Err(Error::new(ErrorKind::BadIntrospection).detail(format!(
+                "type {} is not exactly one complete type",
+                shown(s)
+            )))
         }
-        Err(e) => Err(e.detail(format!("type {s:?}"))),
+        Err(e) => Err(e.detail(format!("type {}", shown(s)))),
     }
 }
 
@@ -507,7 +521,8 @@ fn check_node_name(s: &str, is_root: bool) -> Result<()> {
     if s.starts_with('/') {
         if !is_root {
             return Err(Error::new(ErrorKind::BadPath).detail(format!(
-                "node name {s:?}: the name of a child node must be a relative path"
+                "node name {}: the name of a child node must be a relative path",
+                shown(s)
             )));
         }
         return check_object_path(s);
@@ -518,7 +533,8 @@ fn check_node_name(s: &str, is_root: bool) -> Result<()> {
         Ok(())
     } else {
         Err(Error::new(ErrorKind::BadPath).detail(format!(
-            "node name {s:?}: must be a path of non-empty [A-Za-z0-9_] elements separated by '/'"
+            "node name {}: must be a path of non-empty [A-Za-z0-9_] elements separated by '/'",
+            shown(s)
         )))
     }
 }
@@ -562,7 +578,10 @@ fn property<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Property
             return Err(bad_introspection(
                 xml,
                 pos,
-                format_args!("property access {other:?} is none of read, write, readwrite"),
+                format_args!(
+                    "property access {} is none of read, write, readwrite",
+                    shown(other)
+                ),
             ));
         }
     };
@@ -591,7 +610,7 @@ fn arg<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>, in_signal: bool) -> Res
             return Err(bad_introspection(
                 xml,
                 pos,
-                format_args!("argument direction {other:?} is neither in nor out"),
+                format_args!("argument direction {} is neither in nor out", shown(other)),
             ));
         }
     };
