@@ -614,6 +614,68 @@ mod tests {
         assert_eq!(a[0].kind, AddressKind::UnixPath("/x".into()));
     }
 
+    fn arb_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::prelude::any::<u8>(), 1..24)
+    }
+
+    fn arb_tcp() -> impl proptest::strategy::Strategy<Value = TcpAddress> {
+        use proptest::prelude::*;
+        (
+            proptest::option::of("[a-z0-9.:-]{1,12}"),
+            proptest::option::of("[a-z0-9.*]{1,12}"),
+            proptest::option::of(any::<u16>()),
+            proptest::option::of(prop_oneof![Just(TcpFamily::Ipv4), Just(TcpFamily::Ipv6)]),
+        )
+            .prop_map(|(host, bind, port, family)| TcpAddress {
+                host,
+                bind,
+                port,
+                family,
+            })
+    }
+
+    fn arb_address() -> impl proptest::strategy::Strategy<Value = Address> {
+        use proptest::prelude::*;
+        let path = || arb_bytes().prop_map(|b| PathBuf::from(OsString::from_vec(b)));
+        let kind = prop_oneof![
+            path().prop_map(AddressKind::UnixPath),
+            arb_bytes().prop_map(AddressKind::UnixAbstract),
+            path().prop_map(AddressKind::UnixDir),
+            path().prop_map(AddressKind::UnixTmpdir),
+            Just(AddressKind::UnixRuntime),
+            arb_tcp().prop_map(AddressKind::Tcp),
+            (arb_tcp(), proptest::option::of(path()))
+                .prop_map(|(tcp, noncefile)| AddressKind::NonceTcp { tcp, noncefile }),
+            (
+                "[a-z][a-z-]{0,8}",
+                proptest::collection::vec(("[a-z]{1,6}", arb_bytes()), 0..3)
+            )
+                .prop_filter("known transports parse into their own kinds", |(t, p)| {
+                    !matches!(t.as_str(), "unix" | "tcp" | "nonce-tcp")
+                        && p.iter().all(|(k, _)| k != "guid")
+                        && p.iter()
+                            .enumerate()
+                            .all(|(i, (k, _))| p[..i].iter().all(|(k2, _)| k2 != k))
+                })
+                .prop_map(|(transport, params)| AddressKind::Other { transport, params }),
+        ];
+        let guid = proptest::option::of(
+            any::<[u8; 16]>()
+                .prop_map(|b| Guid::parse(&crate::auth::hex_encode(&b)).expect("32 hex digits")),
+        );
+        (kind, guid).prop_map(|(kind, guid)| Address { kind, guid })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_address_prints_and_parses_back_to_itself(
+            list in proptest::collection::vec(arb_address(), 1..4)
+        ) {
+            let text = format_list(&list);
+            proptest::prop_assert_eq!(parse_list(&text).unwrap(), list, "{}", text);
+        }
+    }
+
     #[test]
     fn setuid_process_never_reads_the_environment() {
         let evil = [

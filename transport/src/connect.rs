@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::address::{Address, AddressKind, BusType, TcpAddress, TcpFamily};
 use crate::auth::{ClientOptions, ServerConfig, hex_encode, random_bytes};
@@ -17,7 +18,7 @@ use crate::creds::Credentials;
 use crate::error::{Error, Result};
 use crate::handshake::{ClientConnection, ServerConnection, client_handshake, server_handshake};
 use crate::transport::{
-    BoxTransport, MemoryConnector, MemoryListener, TcpTransport, UnixTransport, send,
+    BoxTransport, MemoryConnector, MemoryListener, TcpTransport, UnixTransport,
 };
 
 fn host_of(t: &TcpAddress) -> &str {
@@ -47,14 +48,14 @@ async fn resolve(host: &str, port: u16, family: Option<TcpFamily>) -> Result<Vec
     Ok(list)
 }
 
-async fn tcp_connect(t: &TcpAddress) -> Result<TcpTransport> {
+async fn tcp_connect(t: &TcpAddress) -> Result<tokio::net::TcpStream> {
     let port = t
         .port
         .ok_or_else(|| Error::address(format!("{t:?}"), "tcp: needs port="))?;
     let mut last = None;
     for a in resolve(host_of(t), port, t.family).await? {
         match tokio::net::TcpStream::connect(a).await {
-            Ok(s) => return Ok(TcpTransport::new(s)),
+            Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
     }
@@ -73,8 +74,9 @@ pub async fn connect_transport(addr: &Address) -> Result<BoxTransport> {
     match &addr.kind {
         AddressKind::UnixPath(p) => Ok(Box::new(UnixTransport::connect_path(p).await?)),
         AddressKind::UnixAbstract(n) => Ok(Box::new(UnixTransport::connect_abstract(n).await?)),
-        AddressKind::Tcp(t) => Ok(Box::new(tcp_connect(t).await?)),
+        AddressKind::Tcp(t) => Ok(Box::new(TcpTransport::new(tcp_connect(t).await?))),
         AddressKind::NonceTcp { tcp, noncefile } => {
+            use tokio::io::AsyncWriteExt;
             let file = noncefile
                 .as_ref()
                 .ok_or_else(|| Error::address(addr.to_string(), "nonce-tcp: needs noncefile="))?;
@@ -85,13 +87,11 @@ pub async fn connect_transport(addr: &Address) -> Result<BoxTransport> {
                     "noncefile must hold 16 bytes",
                 ));
             }
-            let t = tcp_connect(tcp).await?;
-            let (r, mut w) = (Box::new(t) as BoxTransport).split();
-            send(&mut *w, &nonce, Vec::new()).await?;
-            Ok(Box::new(Rejoined {
-                r: Some(r),
-                w: Some(w),
-            }))
+            let mut s = tcp_connect(tcp).await?;
+            s.write_all(&nonce)
+                .await
+                .map_err(|e| Error::io("sending the nonce", e))?;
+            Ok(Box::new(TcpTransport::new(s)))
         }
         _ => Err(Error::Unsupported(format!("cannot connect to {addr}"))),
     }
@@ -133,39 +133,16 @@ pub async fn connect_bus(
     connect(&bus.address()?, opts, first_message).await
 }
 
-/// A transport that was split (to send a nonce) and put back together.
-#[derive(Debug)]
-struct Rejoined {
-    r: Option<Box<dyn crate::TransportRead>>,
-    w: Option<Box<dyn crate::TransportWrite>>,
-}
-
-impl crate::Transport for Rejoined {
-    fn can_pass_fds(&self) -> bool {
-        false
-    }
-    fn peer_credentials(&self) -> Option<Credentials> {
-        None
-    }
-    fn split(
-        mut self: Box<Self>,
-    ) -> (
-        Box<dyn crate::TransportRead>,
-        Box<dyn crate::TransportWrite>,
-    ) {
-        match (self.r.take(), self.w.take()) {
-            (Some(r), Some(w)) => (r, w),
-            // Constructed only with both halves present.
-            _ => unreachable!("Rejoined always holds both halves"),
-        }
-    }
-}
-
 /// A connection accepted by a [`Listener`], not yet authenticated.
+///
+/// While it exists it holds one of the listener's slots for incomplete
+/// connections (see [`Listener::set_max_incomplete`]); the slot is freed when
+/// [`Incoming::authenticate`] returns, or when it is dropped.
 #[derive(Debug)]
 pub struct Incoming {
     transport: BoxTransport,
     nonce: Option<[u8; 16]>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Incoming {
@@ -179,10 +156,18 @@ impl Incoming {
     /// # Errors
     /// As [`server_handshake`].
     pub async fn authenticate(self, config: Arc<ServerConfig>) -> Result<ServerConnection> {
-        server_handshake(self.transport, config, self.nonce).await
+        let Incoming {
+            transport,
+            nonce,
+            _slot: slot,
+        } = self;
+        let r = server_handshake(transport, config, nonce).await;
+        drop(slot);
+        r
     }
 
-    /// The raw transport, for callers that run their own handshake.
+    /// The raw transport, for callers that run their own handshake (and then
+    /// their own count of incomplete connections: the slot is freed here).
     pub fn into_transport(self) -> (BoxTransport, Option<[u8; 16]>) {
         (self.transport, self.nonce)
     }
@@ -203,6 +188,8 @@ pub struct Listener {
     nonce: Option<[u8; 16]>,
     /// Files to remove when the listener goes away (socket path, noncefile and its dir).
     cleanup: Vec<PathBuf>,
+    /// Slots for connections still authenticating, when capped.
+    incomplete: Option<Arc<Semaphore>>,
 }
 
 fn random_name(prefix: &str) -> Result<String> {
@@ -247,17 +234,7 @@ impl Listener {
                 (Inner::Unix(l), AddressKind::UnixPath(p))
             }
             AddressKind::UnixRuntime => {
-                let dir = if crate::creds::is_setuid() {
-                    None
-                } else {
-                    std::env::var_os("XDG_RUNTIME_DIR")
-                };
-                let dir = dir.ok_or_else(|| {
-                    Error::Environment(
-                        "unix:runtime=yes needs XDG_RUNTIME_DIR (and no setuid)".into(),
-                    )
-                })?;
-                let p = PathBuf::from(dir).join("bus");
+                let p = runtime_socket(crate::creds::is_setuid(), |k| std::env::var_os(k))?;
                 let l = bind_unix(&p)?;
                 cleanup.push(p.clone());
                 (Inner::Unix(l), AddressKind::UnixPath(p))
@@ -318,6 +295,7 @@ impl Listener {
             },
             nonce,
             cleanup,
+            incomplete: None,
         })
     }
 
@@ -335,6 +313,7 @@ impl Listener {
                 address,
                 nonce: None,
                 cleanup: Vec::new(),
+                incomplete: None,
             },
             c,
         )
@@ -345,7 +324,17 @@ impl Listener {
         &self.address
     }
 
-    /// Waits for the next connection.
+    /// Lets at most `max` accepted connections authenticate at once: while
+    /// that many [`Incoming`]s are alive, [`Listener::accept`] waits, and new
+    /// clients wait in the kernel's backlog instead of being dropped (what
+    /// dbus-daemon's `max_incomplete_connections` does since CVE-2014-3639).
+    /// With the auth timeout ([`ServerConfig::timeout`]) a slow client holds a
+    /// slot for a bounded time. `max` of 0 is taken as 1.
+    pub fn set_max_incomplete(&mut self, max: usize) {
+        self.incomplete = Some(Arc::new(Semaphore::new(max.max(1))));
+    }
+
+    /// Waits for the next connection (first for a free slot, when capped).
     ///
     /// # Errors
     /// I/O errors of `accept`; for in-memory listeners, when every connector is gone.
@@ -353,6 +342,15 @@ impl Listener {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn accept(&mut self) -> Result<Incoming> {
+        let slot =
+            match &self.incomplete {
+                Some(sem) => Some(Arc::clone(sem).acquire_owned().await.map_err(|_| {
+                    Error::UnexpectedEof {
+                        context: "waiting for a free connection slot",
+                    }
+                })?),
+                None => None,
+            };
         let transport: BoxTransport = match &mut self.inner {
             Inner::Unix(l) => {
                 let (s, _) = l
@@ -380,6 +378,7 @@ impl Listener {
         Ok(Incoming {
             transport,
             nonce: self.nonce,
+            _slot: slot,
         })
     }
 }
@@ -394,6 +393,23 @@ impl Drop for Listener {
             }
         }
     }
+}
+
+/// Where `unix:runtime=yes` listens: `$XDG_RUNTIME_DIR/bus`. A setuid process
+/// never reads the environment (CVE-2012-3524), so it gets an error.
+fn runtime_socket(
+    setuid: bool,
+    getenv: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<PathBuf> {
+    let dir = if setuid {
+        None
+    } else {
+        getenv("XDG_RUNTIME_DIR").filter(|d| !d.is_empty())
+    };
+    let dir = dir.ok_or_else(|| {
+        Error::Environment("unix:runtime=yes needs XDG_RUNTIME_DIR (and no setuid)".into())
+    })?;
+    Ok(PathBuf::from(dir).join("bus"))
 }
 
 /// Makes a private directory under the temp dir with a 16-byte noncefile in it.
@@ -417,4 +433,46 @@ fn write_noncefile() -> Result<(PathBuf, PathBuf, [u8; 16])> {
     f.write_all(&nonce)
         .map_err(|e| Error::io("writing noncefile", e))?;
     Ok((file, dir, nonce))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_listener_uses_xdg_runtime_dir_unless_setuid() {
+        let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/7".into());
+        assert_eq!(
+            runtime_socket(false, env).unwrap(),
+            PathBuf::from("/run/user/7/bus")
+        );
+        assert!(matches!(
+            runtime_socket(true, env),
+            Err(Error::Environment(_))
+        ));
+        assert!(matches!(
+            runtime_socket(false, |_| None),
+            Err(Error::Environment(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn nonce_tcp_without_noncefile_is_a_clear_error() {
+        let a = Address::parse("nonce-tcp:host=127.0.0.1,port=1").unwrap();
+        assert!(matches!(
+            connect_transport(&a).await,
+            Err(Error::Address { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn listen_only_and_unknown_addresses_cannot_be_connected() {
+        for a in ["unix:dir=/tmp", "unix:runtime=yes", "launchd:env=X"] {
+            let a = Address::parse(a).unwrap();
+            assert!(
+                matches!(connect_transport(&a).await, Err(Error::Unsupported(_))),
+                "{a}"
+            );
+        }
+    }
 }

@@ -47,9 +47,60 @@ impl Credentials {
     }
 }
 
-/// True when the process runs setuid or setgid (real and effective ids differ).
-/// Such a process must not trust its environment (CVE-2012-3524).
+/// True when the process runs setuid or setgid (real and effective ids
+/// differ), or the kernel says it started in secure-execution mode
+/// (`AT_SECURE` in the auxiliary vector: setuid/setgid binaries, file
+/// capabilities, LSM transitions; what glibc's `secure_getenv` and libdbus's
+/// `_dbus_check_setuid` look at). Such a process must not trust its
+/// environment (CVE-2012-3524).
 pub fn is_setuid() -> bool {
     rustix::process::getuid() != rustix::process::geteuid()
         || rustix::process::getgid() != rustix::process::getegid()
+        || *AT_SECURE.get_or_init(|| std::fs::read("/proc/self/auxv").is_ok_and(|a| at_secure(&a)))
+}
+
+static AT_SECURE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Whether an auxiliary vector (native-endian word pairs) has `AT_SECURE` set.
+fn at_secure(auxv: &[u8]) -> bool {
+    const AT_NULL: usize = 0;
+    const AT_SECURE: usize = 23;
+    const W: usize = std::mem::size_of::<usize>();
+    let word = |b: &[u8]| b.try_into().map_or(AT_NULL, usize::from_ne_bytes);
+    for pair in auxv.chunks_exact(2 * W) {
+        match word(&pair[..W]) {
+            AT_NULL => break,
+            AT_SECURE => return word(&pair[W..]) != 0,
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auxv(pairs: &[(usize, usize)]) -> Vec<u8> {
+        pairs
+            .iter()
+            .flat_map(|(k, v)| k.to_ne_bytes().into_iter().chain(v.to_ne_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn secure_execution_flag_is_read_from_the_auxiliary_vector() {
+        assert!(at_secure(&auxv(&[(6, 4096), (23, 1), (0, 0)])));
+        assert!(!at_secure(&auxv(&[(6, 4096), (23, 0), (0, 0)])));
+        assert!(!at_secure(&auxv(&[(0, 0), (23, 1)])), "stops at AT_NULL");
+        assert!(!at_secure(&[1, 2, 3]), "short input is not secure mode");
+    }
+
+    #[test]
+    fn this_test_process_is_not_setuid() {
+        // The test runner is started normally: the environment may be read.
+        assert!(!is_setuid());
+        let me = Credentials::current_process();
+        assert_eq!(me.pid, Some(std::process::id()));
+    }
 }

@@ -33,9 +33,14 @@ use crate::transport::{MAX_FDS_PER_SEND, TransportRead, TransportWrite};
 const READ_CHUNK: usize = 64 * 1024;
 /// `IOV_MAX` on Linux.
 const MAX_IOVS: usize = 1024;
-/// Most fds a reader holds for messages not yet complete (dbus-daemon's
-/// per-message maximum is 1024 on the session bus; CVE-2014-3636).
+/// Default cap on the fds a reader holds for messages not yet complete, per
+/// connection (CVE-2014-3636); [`FramedReader::set_max_pending_fds`] changes it.
+/// Past it the connection must be dropped.
 pub const MAX_PENDING_FDS: usize = 1024;
+/// Default cap on the fds one received message may carry: what one `sendmsg`
+/// can carry on Linux (`SCM_MAX_FD`). A bus daemon lowers it with
+/// [`FramedReader::set_max_message_fds`] (dbus-daemon uses 16 since CVE-2014-3636).
+pub const MAX_MESSAGE_FDS: usize = MAX_FDS_PER_SEND;
 /// Smallest buffer `frame_len` can decide on.
 const FIXED_HEADER: usize = 16;
 
@@ -45,7 +50,7 @@ struct FdBatch {
     start: u64,
     /// Stream offset just past the bytes that arrived with these fds.
     end: u64,
-    fds: VecDeque<OwnedFd>,
+    fds: Vec<OwnedFd>,
     truncated: bool,
 }
 
@@ -62,6 +67,10 @@ pub struct FramedReader {
     /// Stream offset of `buf[0]`.
     pos: u64,
     batches: VecDeque<FdBatch>,
+    /// Fds in `batches`.
+    pending_fds: usize,
+    max_pending_fds: usize,
+    max_message_fds: usize,
     scratch_fds: Vec<OwnedFd>,
     eof: bool,
 }
@@ -81,9 +90,47 @@ impl FramedReader {
             filled,
             pos: 0,
             batches: VecDeque::new(),
+            pending_fds: 0,
+            max_pending_fds: MAX_PENDING_FDS,
+            max_message_fds: MAX_MESSAGE_FDS,
             scratch_fds: Vec::new(),
             eof: false,
         }
+    }
+
+    /// Like [`FramedReader::with_buffer`], with fds that arrived together with
+    /// `initial` (in the read that carried `BEGIN`): they go to the messages
+    /// that `initial` starts, as if this reader had received them.
+    pub(crate) fn with_buffer_and_fds(
+        inner: Box<dyn TransportRead>,
+        initial: BytesMut,
+        fds: Vec<OwnedFd>,
+        truncated: bool,
+    ) -> Self {
+        let mut r = Self::with_buffer(inner, initial);
+        if (!fds.is_empty() || truncated) && r.filled > 0 {
+            r.pending_fds = fds.len();
+            r.batches.push_back(FdBatch {
+                start: 0,
+                end: r.filled as u64,
+                fds,
+                truncated,
+            });
+        }
+        r
+    }
+
+    /// Caps the fds held for messages not yet complete (default [`MAX_PENDING_FDS`]).
+    /// Past the cap the reader fails with [`Error::TooManyFds`]: drop the connection.
+    pub fn set_max_pending_fds(&mut self, n: usize) {
+        self.max_pending_fds = n;
+    }
+
+    /// Caps the fds one message may carry (default [`MAX_MESSAGE_FDS`]). A message
+    /// declaring more fails with [`Error::TooManyFds`] and its fds are closed; the
+    /// stream stays usable.
+    pub fn set_max_message_fds(&mut self, n: usize) {
+        self.max_message_fds = n;
     }
 
     /// The next whole frame (the bytes of one message) and the fds that came
@@ -103,9 +150,12 @@ impl FramedReader {
     /// # Errors
     /// - [`Error::Wire`] when bytes can never be a message (drop the
     ///   connection) or when one framed message fails to decode;
-    /// - [`Error::MissingFds`], [`Error::SurplusFds`], [`Error::FdsTruncated`]
-    ///   fail that one message (its fds are closed); the stream stays in sync
-    ///   and the next call reads the next message;
+    /// - [`Error::MissingFds`], [`Error::SurplusFds`], [`Error::FdsTruncated`],
+    ///   and [`Error::TooManyFds`] for a message over the per-message cap, fail
+    ///   that one message (its fds are closed); the stream stays in sync and the
+    ///   next call reads the next message;
+    /// - [`Error::TooManyFds`] for more fds waiting on incomplete messages than
+    ///   the per-connection cap: drop the connection;
     /// - [`Error::UnexpectedEof`] when the stream ends inside a message; I/O errors.
     ///
     /// # Cancel safety
@@ -164,27 +214,38 @@ impl FramedReader {
             }
             let start = self.pos + self.filled as u64;
             let end = start + got.bytes as u64;
+            self.filled += got.bytes;
             if !self.scratch_fds.is_empty() || got.fds_truncated {
+                self.pending_fds += self.scratch_fds.len();
                 self.batches.push_back(FdBatch {
                     start,
                     end,
-                    fds: self.scratch_fds.drain(..).collect(),
+                    fds: std::mem::take(&mut self.scratch_fds),
                     truncated: got.fds_truncated,
                 });
-            }
-            self.filled += got.bytes;
-            let pending: usize = self.batches.iter().map(|b| b.fds.len()).sum();
-            if pending > MAX_PENDING_FDS {
-                self.batches.clear();
-                return Poll::Ready(Err(Error::TooManyFds {
-                    count: pending,
-                    limit: MAX_PENDING_FDS,
-                }));
+                if self.pending_fds > self.max_pending_fds {
+                    // CVE-2014-3636: a peer piling up fds. Close them all; the caller drops us.
+                    let count = self.pending_fds;
+                    self.batches.clear();
+                    self.pending_fds = 0;
+                    return Poll::Ready(Err(Error::TooManyFds {
+                        count,
+                        limit: self.max_pending_fds,
+                    }));
+                }
             }
         }
     }
 
     /// Decodes a frame and gives it the fds it declares.
+    ///
+    /// Fds ride with the first byte of their message: Linux ends a `recvmsg`
+    /// after the data that carried fds, so each batch (the fds of one read)
+    /// belongs to one message whose bytes it overlaps. A batch goes to the
+    /// first such message that declares fds; a batch that ends inside a
+    /// message that declares none can belong to no later message and is
+    /// surplus. A message may collect several batches (a sender that split its
+    /// fds over several `sendmsg` calls).
     fn attach(&mut self, frame: Bytes) -> Result<Message> {
         let msg_end = self.pos;
         let decoded = Message::decode(frame);
@@ -192,46 +253,45 @@ impl FramedReader {
             .as_ref()
             .ok()
             .and_then(Message::unix_fds)
-            .unwrap_or(0) as usize;
-        let mut fds = Vec::new();
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let mut fds: Vec<OwnedFd> = Vec::new();
+        let mut surplus = 0;
         let mut truncated = false;
-        // Fds arrive with the first byte of their message, in message order:
-        // a batch that started arriving before this message ended is this
-        // message's (or, in the same read, the next one's).
         while let Some(b) = self.batches.front_mut() {
             if b.start >= msg_end {
                 break;
             }
-            if fds.len() < declared {
-                truncated |= b.truncated;
-                if let Some(fd) = b.fds.pop_front() {
-                    fds.push(fd);
-                    continue;
-                }
-            }
-            if b.fds.is_empty() && !(b.truncated && b.end > msg_end) {
-                self.batches.pop_front();
-            } else {
-                break;
-            }
-        }
-        // Fds that arrived entirely within this message and were not declared: surplus (closed).
-        let mut surplus = 0;
-        while let Some(b) = self.batches.front() {
-            if b.end > msg_end {
+            let wants = declared > 0 && fds.len() < declared;
+            if !wants && b.end > msg_end {
+                // Starts in this message, goes on into the next: the next one's fds.
                 break;
             }
             truncated |= b.truncated;
-            surplus += b.fds.len();
+            self.pending_fds -= b.fds.len();
+            if wants {
+                fds.append(&mut b.fds);
+            } else {
+                surplus += b.fds.len();
+            }
             self.batches.pop_front();
         }
+        if fds.len() > declared {
+            surplus += fds.len() - declared;
+        }
+        // Every early return below drops (closes) the fds gathered for this message.
         let mut msg = decoded?;
         if truncated {
             return Err(Error::FdsTruncated);
         }
+        if declared > self.max_message_fds {
+            return Err(Error::TooManyFds {
+                count: declared,
+                limit: self.max_message_fds,
+            });
+        }
         if fds.len() < declared {
             return Err(Error::MissingFds {
-                declared: declared as u32,
+                declared: u32::try_from(declared).unwrap_or(u32::MAX),
                 received: fds.len(),
             });
         }
@@ -303,6 +363,7 @@ impl FramedWriter {
             }
             return Ok(());
         }
+        self.check_fds(fds.len())?;
         let dup = fds
             .iter()
             .map(|f| {
@@ -312,7 +373,21 @@ impl FramedWriter {
             .collect::<Result<Vec<_>>>()?;
         let mut data = BytesMut::new();
         msg.encode_into(&mut data)?;
-        self.queue_bytes(&data, dup)
+        self.queue.push_back(Segment { data, fds: dup });
+        Ok(())
+    }
+
+    fn check_fds(&self, count: usize) -> Result<()> {
+        if !self.unix_fd {
+            return Err(Error::FdsNotSupported);
+        }
+        if count > MAX_FDS_PER_SEND {
+            return Err(Error::TooManyFds {
+                count,
+                limit: MAX_FDS_PER_SEND,
+            });
+        }
+        Ok(())
     }
 
     /// Queues already-encoded message bytes with the fds that go with them.
@@ -324,15 +399,7 @@ impl FramedWriter {
             self.tail_segment().data.extend_from_slice(bytes);
             return Ok(());
         }
-        if !self.unix_fd {
-            return Err(Error::FdsNotSupported);
-        }
-        if fds.len() > MAX_FDS_PER_SEND {
-            return Err(Error::TooManyFds {
-                count: fds.len(),
-                limit: MAX_FDS_PER_SEND,
-            });
-        }
+        self.check_fds(fds.len())?;
         self.queue.push_back(Segment {
             data: BytesMut::from(bytes),
             fds,

@@ -49,23 +49,43 @@ pub struct ServerConnection {
     pub peer_credentials: Option<Credentials>,
 }
 
-/// One receive during authentication; fds here are a protocol violation.
-async fn auth_recv(r: &mut dyn TransportRead, input: &mut BytesMut) -> Result<()> {
+/// Fds that came in while authenticating: `(fds, truncated)`.
+type AuthFds = (Vec<std::os::fd::OwnedFd>, bool);
+
+/// One receive during authentication, appended to `input`. Fds that came
+/// with it are returned: they are a protocol violation unless this read also
+/// finished the conversation and carried message bytes after it.
+async fn auth_recv(r: &mut dyn TransportRead, input: &mut BytesMut) -> Result<AuthFds> {
     let mut tmp = [0u8; AUTH_READ];
     let mut fds = Vec::new();
     let got = recv(r, &mut tmp, &mut fds).await?;
-    if !fds.is_empty() || got.fds_truncated {
-        // dbus-broker: "no extension shall pass FDs during authentication". Close them.
-        drop(fds);
-        return Err(AuthError::FdsDuringAuth.into());
-    }
     if got.bytes == 0 {
         return Err(Error::UnexpectedEof {
             context: "authenticating",
         });
     }
     input.extend_from_slice(&tmp[..got.bytes]);
-    Ok(())
+    Ok((fds, got.fds_truncated))
+}
+
+/// Decides about fds that arrived in the read whose lines were just fed.
+///
+/// Linux ends a read after the data that carried fds, so fds in the read
+/// that finished authentication belong to the message bytes after `BEGIN`
+/// (a peer that sends `BEGIN` and its first fd-carrying message back to back):
+/// they are kept for the framed reader. Anywhere else they are a protocol
+/// violation (dbus-broker: "no extension shall pass FDs during
+/// authentication"), and dropping them closes them.
+fn check_auth_fds(got: AuthFds, finished: bool, leftover: &BytesMut) -> Result<AuthFds> {
+    let (fds, truncated) = got;
+    if fds.is_empty() && !truncated {
+        return Ok((fds, false));
+    }
+    if finished && !leftover.is_empty() {
+        return Ok((fds, truncated));
+    }
+    drop(fds);
+    Err(AuthError::FdsDuringAuth.into())
 }
 
 /// Authenticates as a client over `transport`.
@@ -104,8 +124,9 @@ pub async fn client_handshake(
         out.clear();
         let mut input = BytesMut::new();
         loop {
-            auth_recv(&mut *r, &mut input).await?;
+            let got = auth_recv(&mut *r, &mut input).await?;
             let step = auth.feed(&mut input, &mut out);
+            let fds = check_auth_fds(got, matches!(step, Ok(Some(_))), &input)?;
             if let Ok(Some(_)) = step {
                 if !first_sent {
                     if let Some(m) = first_message {
@@ -118,15 +139,15 @@ pub async fn client_handshake(
                 out.clear();
             }
             if let Some(outcome) = step? {
-                return Ok::<_, Error>((outcome, input));
+                return Ok::<_, Error>((outcome, input, fds));
             }
         }
     };
-    let (outcome, leftover) = tokio::time::timeout(timeout, run)
+    let (outcome, leftover, (fds, truncated)) = tokio::time::timeout(timeout, run)
         .await
         .map_err(|_| Error::Auth(AuthError::Timeout(timeout)))??;
     Ok(ClientConnection {
-        reader: FramedReader::with_buffer(r, leftover),
+        reader: FramedReader::with_buffer_and_fds(r, leftover, fds, truncated),
         writer: FramedWriter::new(w, outcome.unix_fd),
         guid: outcome.guid,
         unix_fd: outcome.unix_fd,
@@ -152,31 +173,35 @@ pub async fn server_handshake(
         let mut input = BytesMut::new();
         if let Some(nonce) = nonce {
             while input.len() < nonce.len() {
-                auth_recv(&mut *r, &mut input).await?;
+                let got = auth_recv(&mut *r, &mut input).await?;
+                check_auth_fds(got, false, &input)?;
             }
             let got = input.split_to(nonce.len());
-            if got[..] != nonce[..] {
+            if !crate::auth::constant_time_eq(&got, &nonce) {
                 return Err(Error::BadNonce);
             }
         }
         let mut out = Vec::new();
+        let mut got: AuthFds = (Vec::new(), false);
         loop {
             let step = auth.feed(&mut input, &mut out);
+            let fds = check_auth_fds(got, matches!(step, Ok(Some(_))), &input)?;
             if !out.is_empty() {
                 send(&mut *w, &out, Vec::new()).await?;
                 out.clear();
             }
             if let Some(outcome) = step? {
-                return Ok((outcome, input));
+                return Ok((outcome, input, fds));
             }
-            auth_recv(&mut *r, &mut input).await?;
+            got = auth_recv(&mut *r, &mut input).await?;
         }
     };
-    let (outcome, leftover) = tokio::time::timeout(config.timeout, run)
-        .await
-        .map_err(|_| Error::Auth(AuthError::Timeout(config.timeout)))??;
+    let (outcome, leftover, (fds, truncated)) =
+        tokio::time::timeout(config.timeout, run)
+            .await
+            .map_err(|_| Error::Auth(AuthError::Timeout(config.timeout)))??;
     Ok(ServerConnection {
-        reader: FramedReader::with_buffer(r, leftover),
+        reader: FramedReader::with_buffer_and_fds(r, leftover, fds, truncated),
         writer: FramedWriter::new(w, outcome.unix_fd),
         identity: outcome.identity,
         mechanism: outcome.mechanism,

@@ -568,6 +568,74 @@ mod tests {
         assert_eq!(out, "BEGIN\r\n");
     }
 
+    /// A mechanism of the user's own: answers the server's challenge "ping" with "pong".
+    #[derive(Debug)]
+    struct PingPong;
+
+    impl Authenticator for PingPong {
+        fn mechanism(&self) -> &str {
+            "EXTENSION_PINGPONG"
+        }
+        fn initial_response(&mut self) -> Option<Vec<u8>> {
+            None
+        }
+        fn challenge(&mut self, data: &[u8]) -> ChallengeResponse {
+            if data == b"ping" {
+                ChallengeResponse::Data(b"pong".to_vec())
+            } else {
+                ChallengeResponse::Error("want \"ping\"".into())
+            }
+        }
+    }
+
+    #[test]
+    fn user_authenticator_answers_challenges() {
+        let opts = ClientOptions::default();
+        let mut c =
+            ClientAuth::with_authenticators(vec![Box::new(PingPong)], &opts, false, false, None);
+        let mut out = Vec::new();
+        c.start(&mut out).unwrap();
+        assert_eq!(out, b"\0AUTH EXTENSION_PINGPONG\r\n");
+        let (r, out) = feed(&mut c, &format!("DATA {}\r\n", hex_encode(b"ping")));
+        assert!(r.unwrap().is_none());
+        assert_eq!(out, format!("DATA {}\r\n", hex_encode(b"pong")));
+        let (r, out) = feed(&mut c, &format!("OK {GUID}\r\n"));
+        assert_eq!(r.unwrap().unwrap().guid.as_str(), GUID);
+        assert_eq!(out, "BEGIN\r\n");
+
+        // A failing mechanism sends ERROR (quotes removed) and waits for REJECTED.
+        let mut c =
+            ClientAuth::with_authenticators(vec![Box::new(PingPong)], &opts, false, false, None);
+        c.start(&mut Vec::new()).unwrap();
+        let (r, out) = feed(&mut c, "DATA 00\r\n");
+        assert!(r.unwrap().is_none());
+        assert_eq!(out, "ERROR \"want ping\"\r\n");
+        assert_eq!(c.state(), ClientState::ExpectRejected);
+    }
+
+    /// CVE-2026-15588 on the client side: a server line over the cap ends the conversation.
+    #[test]
+    fn server_line_over_the_cap_fails_the_client() {
+        let opts = ClientOptions {
+            mechanisms: vec![ClientMechanism::Anonymous],
+            max_line: 64,
+            ..Default::default()
+        };
+        let mut c = ClientAuth::new(&opts, false, false, None);
+        c.start(&mut Vec::new()).unwrap();
+        let (r, _) = feed(&mut c, &"A".repeat(65));
+        assert_eq!(r, Err(AuthError::LineTooLong { limit: 64 }));
+    }
+
+    #[test]
+    fn pipelined_client_gives_up_when_rejected() {
+        let mut c = client(vec![ClientMechanism::External], true, true);
+        c.start(&mut Vec::new()).unwrap();
+        assert!(c.is_pipelined());
+        let (r, _) = feed(&mut c, "REJECTED EXTERNAL\r\n");
+        assert!(matches!(r, Err(AuthError::Rejected { .. })));
+    }
+
     #[test]
     fn lone_newline_from_server_is_an_error_not_a_panic() {
         let mut c = client(vec![ClientMechanism::External], false, false);

@@ -13,7 +13,8 @@
 //! (O_CREAT|O_EXCL) and replace it atomically by renaming a temporary file.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +32,8 @@ const MAX_FUTURE: u64 = 5 * 60;
 const MAX_AGE: u64 = 7 * 60;
 /// A new cookie is made when the newest is older than this.
 const NEW_AFTER: u64 = 5 * 60;
+/// More than this is not a keyring file (libdbus keeps a handful of lines).
+const MAX_KEYRING_FILE: u64 = 64 * 1024;
 
 /// SHA-1 of `s` as lower-case hex.
 pub(crate) fn sha1_hex(s: &str) -> String {
@@ -117,16 +120,52 @@ impl Keyring {
         if md.file_type().is_symlink() {
             return Err(self.refuse(path, "is a symlink"));
         }
-        if want_dir != md.is_dir() || (!want_dir && !md.is_file()) {
+        self.check_owner_and_mode(
+            path,
+            md.is_dir(),
+            md.is_file(),
+            md.uid(),
+            md.mode(),
+            want_dir,
+        )
+    }
+
+    /// The rules for a keyring directory or file (CVE-2019-12749): the right
+    /// type, owned by our effective uid, nothing for group or others.
+    fn check_owner_and_mode(
+        &self,
+        path: &Path,
+        is_dir: bool,
+        is_file: bool,
+        uid: u32,
+        mode: u32,
+        want_dir: bool,
+    ) -> Result<()> {
+        if (want_dir && !is_dir) || (!want_dir && !is_file) {
             return Err(self.refuse(path, "wrong file type"));
         }
-        if md.uid() != rustix::process::geteuid().as_raw() {
-            return Err(self.refuse(path, "not owned by us"));
+        if uid != rustix::process::geteuid().as_raw() {
+            return Err(self.refuse(path, format!("owned by uid {uid}, not by us")));
         }
-        if md.mode() & 0o077 != 0 {
-            return Err(self.refuse(path, format!("mode {:o} lets others in", md.mode() & 0o777)));
+        if mode & 0o077 != 0 {
+            return Err(self.refuse(path, format!("mode {:o} lets others in", mode & 0o777)));
         }
         Ok(())
+    }
+
+    /// Checks an opened directory or file through its descriptor (no race
+    /// between the check and the use).
+    fn check_fd(&self, path: &Path, fd: &OwnedFd, want_dir: bool) -> Result<()> {
+        let st = rustix::fs::fstat(fd).map_err(|e| self.refuse(path, e.to_string()))?;
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        self.check_owner_and_mode(
+            path,
+            ft == rustix::fs::FileType::Directory,
+            ft == rustix::fs::FileType::RegularFile,
+            st.st_uid,
+            st.st_mode,
+            want_dir,
+        )
     }
 
     fn file(&self, context: &str) -> Result<PathBuf> {
@@ -136,14 +175,43 @@ impl Keyring {
         Ok(self.dir.join(context))
     }
 
+    /// Reads the cookies of `context`. The directory and the file are opened
+    /// without following symlinks and checked through their descriptors.
     fn read(&self, context: &str) -> Result<Vec<Cookie>> {
-        self.check_private(&self.dir, true)?;
+        use rustix::fs::{Mode, OFlags};
         let file = self.file(context)?;
-        if !file.exists() {
-            return Ok(Vec::new());
-        }
-        self.check_private(&file, false)?;
-        let text = fs::read_to_string(&file).map_err(|e| self.refuse(&file, e.to_string()))?;
+        let no_link = |e: rustix::io::Errno| {
+            if e == rustix::io::Errno::LOOP || e == rustix::io::Errno::NOTDIR {
+                "is a symlink or not a directory".to_owned()
+            } else {
+                e.to_string()
+            }
+        };
+        let dir = rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.refuse(&self.dir, no_link(e)))?;
+        self.check_fd(&self.dir, &dir, true)?;
+        let fd = match rustix::fs::openat(
+            &dir,
+            context,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+            Err(e) if e == rustix::io::Errno::LOOP => {
+                return Err(self.refuse(&file, "is a symlink"));
+            }
+            Err(e) => return Err(self.refuse(&file, e.to_string())),
+        };
+        self.check_fd(&file, &fd, false)?;
+        let mut text = String::new();
+        std::io::Read::take(fs::File::from(fd), MAX_KEYRING_FILE)
+            .read_to_string(&mut text)
+            .map_err(|e| self.refuse(&file, e.to_string()))?;
         Ok(text
             .lines()
             .filter_map(|l| {
@@ -417,6 +485,66 @@ mod tests {
         fs::set_permissions(&other, fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink(&other, dir.join("ctx")).unwrap();
         assert!(k.find("ctx", 1).is_err());
+    }
+
+    #[test]
+    fn keyring_file_readable_by_others_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = Keyring::new(tmp.path().join("k"));
+        let (id, _) = k.server_cookie(COOKIE_CONTEXT).unwrap();
+        let file = k.dir().join(COOKIE_CONTEXT);
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        match k.find(COOKIE_CONTEXT, id) {
+            Err(Error::Keyring { reason, .. }) => assert!(reason.contains("mode"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(k.server_cookie(COOKIE_CONTEXT).is_err());
+    }
+
+    #[test]
+    fn symlinked_keyring_dir_is_refused() {
+        // CVE-2019-12749 was a symlinked keyring belonging to someone else.
+        let tmp = tempfile::tempdir().unwrap();
+        let real = Keyring::new(tmp.path().join("real"));
+        let (id, _) = real.server_cookie(COOKIE_CONTEXT).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(real.dir(), &link).unwrap();
+        let k = Keyring::new(&link);
+        assert!(matches!(
+            k.find(COOKIE_CONTEXT, id),
+            Err(Error::Keyring { .. })
+        ));
+        assert!(k.server_cookie(COOKIE_CONTEXT).is_err());
+    }
+
+    #[test]
+    fn keyring_owned_by_another_user_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = Keyring::new(tmp.path().join("k"));
+        let (id, _) = k.server_cookie(COOKIE_CONTEXT).unwrap();
+        let file = k.dir().join(COOKIE_CONTEXT);
+        // The rule itself, for any uid but ours.
+        let other = rustix::process::geteuid().as_raw().wrapping_add(1);
+        assert!(
+            k.check_owner_and_mode(&file, false, true, other, 0o600, false)
+                .is_err()
+        );
+        assert!(
+            k.check_owner_and_mode(k.dir(), true, false, other, 0o700, true)
+                .is_err()
+        );
+        // For real files only root can hand them to someone else.
+        if !rustix::process::geteuid().is_root() {
+            println!("SKIPPED the chown part: needs root");
+            return;
+        }
+        std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+        assert!(k.find(COOKIE_CONTEXT, id).is_err(), "file of another user");
+        std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+        assert!(k.find(COOKIE_CONTEXT, id).is_ok());
+        std::os::unix::fs::chown(k.dir(), Some(65534), None).unwrap();
+        assert!(k.find(COOKIE_CONTEXT, id).is_err(), "dir of another user");
+        assert!(k.server_cookie(COOKIE_CONTEXT).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub use client::{
     ClientOutcome, ClientState, External,
 };
 pub use cookie::{CookieSha1, Keyring};
+pub(crate) use server::constant_time_eq;
 pub use server::{Identity, Mechanism, ServerAuth, ServerConfig, ServerOutcome, ServerState};
 
 use std::fmt;

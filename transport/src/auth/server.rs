@@ -459,7 +459,8 @@ impl ServerAuth {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit (the time does not tell where they differ).
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -575,6 +576,66 @@ mod tests {
             let (_, out, _) = run(&mut s, line.as_bytes());
             assert!(out.starts_with("REJECTED"), "{id}: {out}");
         }
+    }
+
+    /// CVE-2019-12749: DBUS_COOKIE_SHA1 authenticates the server's own user and nobody else,
+    /// whatever name is claimed and whoever the socket says is on the other end.
+    #[test]
+    fn cookie_sha1_server_authenticates_only_its_own_uid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let own = rustix::process::geteuid().as_raw();
+        let make = |peer: Option<u32>| {
+            let mut c = ServerConfig::new(Guid::parse("0123456789abcdef0123456789abcdef").unwrap());
+            c.mechanisms = vec![Mechanism::CookieSha1];
+            c.keyring = Some(Keyring::new(tmp.path().join("k")));
+            ServerAuth::new(Arc::new(c), peer.map(Credentials::from_uid), false)
+        };
+        let other = own.wrapping_add(1);
+        let line = |uid: u32| {
+            format!(
+                "\0AUTH DBUS_COOKIE_SHA1 {}\r\n",
+                hex_encode(uid.to_string().as_bytes())
+            )
+        };
+        // Another identity is refused before the keyring is even created.
+        let (_, out, _) = run(&mut make(None), line(other).as_bytes());
+        assert_eq!(out, "REJECTED DBUS_COOKIE_SHA1\r\n");
+        assert!(!tmp.path().join("k").exists());
+        // Our identity claimed over a socket whose peer is someone else: refused too.
+        let (_, out, _) = run(&mut make(Some(other)), line(own).as_bytes());
+        assert_eq!(out, "REJECTED DBUS_COOKIE_SHA1\r\n");
+        // Our identity from ourselves: a challenge, and the right answer is accepted.
+        let mut s = make(Some(own));
+        let (_, out, _) = run(&mut s, line(own).as_bytes());
+        let hex = out.strip_prefix("DATA ").unwrap().trim_end();
+        let challenge = String::from_utf8(hex_decode(hex.as_bytes()).unwrap()).unwrap();
+        let mut client =
+            super::super::CookieSha1::with(own.to_string(), Keyring::new(tmp.path().join("k")));
+        let super::super::ChallengeResponse::Data(answer) =
+            super::super::Authenticator::challenge(&mut client, challenge.as_bytes())
+        else {
+            panic!("the client finds the cookie")
+        };
+        let (r, out, _) = run(
+            &mut s,
+            format!("DATA {}\r\nBEGIN\r\n", hex_encode(&answer)).as_bytes(),
+        );
+        assert!(out.starts_with("OK "), "{out}");
+        let o = r.unwrap().unwrap();
+        assert_eq!(
+            (o.identity, o.mechanism),
+            (Identity::Uid(own), Mechanism::CookieSha1)
+        );
+    }
+
+    #[test]
+    fn anonymous_trace_must_be_short_utf8() {
+        let mut s = server(&[Mechanism::Anonymous], None, false);
+        let long = hex_encode(&[b'a'; 256]);
+        let (_, out, _) = run(&mut s, format!("\0AUTH ANONYMOUS {long}\r\n").as_bytes());
+        assert!(out.starts_with("REJECTED"), "{out}");
+        let (_, out, _) = run(&mut s, b"AUTH ANONYMOUS ff\r\n");
+        assert!(out.starts_with("REJECTED"), "{out}");
     }
 
     #[test]

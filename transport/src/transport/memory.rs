@@ -222,7 +222,6 @@ impl TransportWrite for MemoryWriter {
 #[derive(Debug)]
 pub struct MemoryListener {
     rx: mpsc::UnboundedReceiver<MemoryTransport>,
-    creds: Option<Credentials>,
 }
 
 /// Makes connections to a [`MemoryListener`]; cheap to clone.
@@ -236,18 +235,11 @@ impl MemoryListener {
     /// A listener whose connections report `server_creds` to their clients.
     pub fn new(server_creds: Option<Credentials>) -> (MemoryListener, MemoryConnector) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (
-            MemoryListener {
-                rx,
-                creds: server_creds,
-            },
-            MemoryConnector { tx, server_creds },
-        )
+        (MemoryListener { rx }, MemoryConnector { tx, server_creds })
     }
 
     /// The next connection; `None` when every connector is gone.
     pub async fn accept(&mut self) -> Option<MemoryTransport> {
-        let _ = self.creds;
         self.rx.recv().await
     }
 }

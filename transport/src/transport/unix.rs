@@ -83,7 +83,10 @@ impl UnixTransport {
         Self::from_std(std)
     }
 
-    /// Room for at most this many fds per `recvmsg` (more arrive as MSG_CTRUNC).
+    /// At most this many fds per `recvmsg` (default [`DEFAULT_MAX_RECV_FDS`];
+    /// at least 1): a read that brings more, or that the kernel truncates
+    /// (MSG_CTRUNC), has all its fds closed and is reported with
+    /// [`Received::fds_truncated`], which fails the message it belongs to.
     pub fn set_max_recv_fds(&mut self, n: usize) {
         self.max_recv_fds = n;
     }
@@ -112,12 +115,13 @@ impl Transport for UnixTransport {
         self.creds
     }
     fn split(self: Box<Self>) -> (Box<dyn TransportRead>, Box<dyn TransportWrite>) {
-        let space =
-            vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(self.max_recv_fds.max(1)))];
+        let max_fds = self.max_recv_fds.max(1);
+        let space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(max_fds))];
         (
             Box::new(UnixReadHalf {
                 stream: Arc::clone(&self.stream),
                 space,
+                max_fds,
             }),
             Box::new(UnixWriteHalf {
                 stream: self.stream,
@@ -131,6 +135,7 @@ impl Transport for UnixTransport {
 struct UnixReadHalf {
     stream: Arc<UnixStream>,
     space: Vec<MaybeUninit<u8>>,
+    max_fds: usize,
 }
 
 /// Writing half of a [`UnixTransport`].
@@ -139,25 +144,34 @@ struct UnixWriteHalf {
     stream: Arc<UnixStream>,
 }
 
+/// One `recvmsg`. When the kernel truncated the control data (MSG_CTRUNC), or
+/// more than `max_fds` fds arrived (the buffer is rounded up, so the kernel
+/// may fit a few more than asked for), every fd of this read is closed and the
+/// read is reported as truncated (CVE-2014-3635, CVE-2020-12049).
 fn recv_once(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
     space: &mut [MaybeUninit<u8>],
+    max_fds: usize,
     fds: &mut Vec<OwnedFd>,
 ) -> std::io::Result<Received> {
     let mut cmsg = RecvAncillaryBuffer::new(space);
     let mut iov = [IoSliceMut::new(buf)];
     let r = rustix::net::recvmsg(fd, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC)?;
-    let truncated = r.flags.contains(ReturnFlags::CTRUNC);
+    let mut truncated = r.flags.contains(ReturnFlags::CTRUNC);
+    let before = fds.len();
     for msg in cmsg.drain() {
         if let RecvAncillaryMessage::ScmRights(iter) = msg {
-            if truncated {
-                // CVE-2020-12049: close what arrived instead of leaking it.
-                iter.for_each(drop);
-            } else {
-                fds.extend(iter);
-            }
+            // Take ownership of every fd first, so none can leak.
+            fds.extend(iter);
         }
+    }
+    if fds.len() - before > max_fds {
+        truncated = true;
+    }
+    if truncated {
+        // Close what arrived instead of leaking it.
+        fds.truncate(before);
     }
     Ok(Received {
         bytes: r.bytes,
@@ -172,11 +186,15 @@ impl TransportRead for UnixReadHalf {
         buf: &mut [u8],
         fds: &mut Vec<OwnedFd>,
     ) -> Poll<Result<Received>> {
-        let UnixReadHalf { stream, space } = self;
+        let UnixReadHalf {
+            stream,
+            space,
+            max_fds,
+        } = self;
         loop {
             ready!(stream.poll_read_ready(cx)).map_err(|e| Error::io("waiting to read", e))?;
             match stream.try_io(Interest::READABLE, || {
-                recv_once(stream.as_fd(), buf, space, fds)
+                recv_once(stream.as_fd(), buf, space, *max_fds, fds)
             }) {
                 Ok(r) => return Poll::Ready(Ok(r)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,

@@ -433,3 +433,84 @@ async fn client_rejects_bad_guid_from_a_real_socket_and_cancels_unexpected_data(
         }
     }
 }
+
+#[tokio::test]
+async fn client_pipelines_auth_negotiate_begin_and_first_message_in_one_write() {
+    use fastbus_transport::auth::ClientOptions;
+    let (c, s) = socketpair().unwrap();
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = crate::CountingTransport {
+        inner: Box::new(c),
+        writes: Arc::clone(&writes),
+    };
+    let hello_bytes = encoded(&hello(1));
+    let first = hello_bytes.clone();
+    let client = tokio::spawn(async move {
+        fastbus_transport::client_handshake(
+            Box::new(counted),
+            &ClientOptions::default(),
+            None,
+            Some(&first),
+        )
+        .await
+    });
+    let mut expect = format!("\0{}NEGOTIATE_UNIX_FD\r\nBEGIN\r\n", own_external()).into_bytes();
+    expect.extend_from_slice(&hello_bytes);
+    // Everything arrives before the server has said anything.
+    let (mut r, mut w) = (Box::new(s) as BoxTransport).split();
+    let mut buf = vec![0u8; 4096];
+    let mut got = 0;
+    while got < expect.len() {
+        let n = tr::recv(&mut *r, &mut buf[got..], &mut Vec::new())
+            .await
+            .unwrap();
+        assert!(n.bytes > 0, "client closed early");
+        got += n.bytes;
+    }
+    assert_eq!(&buf[..got], &expect[..]);
+    tr::send(
+        &mut *w,
+        format!("OK {GUID}\r\nAGREE_UNIX_FD\r\n").as_bytes(),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    let conn = client.await.unwrap().unwrap();
+    assert!(conn.unix_fd);
+    assert_eq!(conn.guid.as_str(), GUID);
+    assert_eq!(
+        writes.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "AUTH, NEGOTIATE_UNIX_FD, BEGIN and the first message go out in one write"
+    );
+}
+
+/// A client may send `BEGIN` and, right behind it, a first message carrying fds; the kernel can
+/// hand both to the server's last auth read. The fds belong to that message, not to the auth.
+#[tokio::test]
+async fn fds_of_the_first_message_right_after_begin_reach_that_message() {
+    let (pr, pw) = rustix::pipe::pipe().unwrap();
+    let mut c = Conv::unix(config(&[Mechanism::External])).await;
+    c.send(format!("\0{}NEGOTIATE_UNIX_FD\r\n", own_external()).as_bytes())
+        .await;
+    assert!(c.line().await.unwrap().starts_with("OK "));
+    assert_eq!(c.line().await.unwrap(), "AGREE_UNIX_FD");
+    let msg = fastbus_wire::Message::signal("/t", "org.example.T", "Fd")
+        .serial(3)
+        .body(&fastbus_wire::Fd(0))
+        .fds(vec![pw])
+        .build()
+        .unwrap();
+    let mut bytes = b"BEGIN\r\n".to_vec();
+    bytes.extend(encoded(&msg));
+    let dup = msg.fds()[0].try_clone().unwrap();
+    drop(msg);
+    c.send_fds(&bytes, vec![dup]).await;
+    let mut conn = c.finish().await;
+    let got = conn.reader.next_message().await.unwrap().unwrap();
+    assert_eq!(got.serial(), 3);
+    assert_eq!(got.fds().len(), 1);
+    assert_eq!(rustix::io::write(&got.fds()[0], b"x").unwrap(), 1);
+    let mut b = [0u8; 1];
+    assert_eq!(rustix::io::read(&pr, &mut b).unwrap(), 1);
+}

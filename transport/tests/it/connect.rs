@@ -283,3 +283,61 @@ async fn memory_listener_with_caller_credentials() {
     assert!(c.unix_fd);
     assert_eq!(server.await.unwrap(), Identity::Uid(31337));
 }
+
+/// CVE-2014-3639: a cap on connections still authenticating. New clients wait (they are not
+/// dropped), and a slow client frees its slot when the auth timeout fires.
+#[tokio::test]
+async fn listener_caps_incomplete_connections_and_the_auth_timeout_frees_the_slot() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut l = Listener::bind(
+        &Address::parse(&format!("unix:path={}", tmp.path().join("cap").display())).unwrap(),
+    )
+    .await
+    .unwrap();
+    l.set_max_incomplete(1);
+    let addr = l.address().clone();
+    let mut cfg = config(&[Mechanism::External]);
+    cfg.timeout = Duration::from_millis(300);
+    let cfg = Arc::new(cfg);
+
+    // A slow-loris client: connects, sends one byte, then nothing.
+    let mut slow = fastbus_transport::connect_transport(&addr)
+        .await
+        .unwrap()
+        .split()
+        .1;
+    fastbus_transport::transport::send(&mut *slow, b"\0", Vec::new())
+        .await
+        .unwrap();
+    let first = l.accept().await.unwrap();
+    let stuck = tokio::spawn(first.authenticate(Arc::clone(&cfg)));
+
+    // A well-behaved client connects while the slot is taken.
+    let good = tokio::spawn(async move {
+        connect(&[addr], &ClientOptions::default(), None)
+            .await
+            .map(|c| c.guid)
+    });
+    // The listener does not take it while the slow one holds the slot. (If this were broken
+    // the accept would finish at once; when it works, waiting a little proves nothing wrong.)
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), l.accept())
+            .await
+            .is_err(),
+        "a second connection was accepted while the only slot was taken"
+    );
+    // The slow client times out, its slot is freed, the good client gets in.
+    let second = tokio::time::timeout(Duration::from_secs(20), l.accept())
+        .await
+        .expect("the slot is freed by the auth timeout")
+        .unwrap();
+    assert!(matches!(
+        stuck.await.unwrap(),
+        Err(Error::Auth(AuthError::Timeout(_)))
+    ));
+    let conn = second.authenticate(Arc::clone(&cfg)).await.unwrap();
+    assert_eq!(conn.identity, Identity::Uid(crate::my_uid()));
+    assert!(good.await.unwrap().is_ok());
+    drop(slow);
+}

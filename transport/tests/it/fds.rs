@@ -224,3 +224,261 @@ async fn stream_ending_inside_a_message_is_unexpected_eof() {
         Err(Error::UnexpectedEof { .. })
     ));
 }
+
+/// A signal of about `pad` bytes that declares `fds.len()` fds.
+fn big_with_fds(serial: u32, fds: Vec<OwnedFd>, pad: usize) -> Message {
+    let n = u32::try_from(fds.len()).unwrap();
+    let idx: Vec<Fd> = (0..n).map(Fd).collect();
+    Message::signal("/t", "org.example.T", "Big")
+        .serial(serial)
+        .body(&(idx, "p".repeat(pad)))
+        .fds(fds)
+        .build()
+        .unwrap()
+}
+
+fn pipes(n: usize) -> (Vec<OwnedFd>, Vec<OwnedFd>) {
+    (0..n).map(|_| rustix::pipe::pipe().unwrap()).unzip()
+}
+
+/// Every pipe's write end is closed everywhere: its read end sees end-of-file.
+fn all_closed(readers: &[OwnedFd]) {
+    for r in readers {
+        let mut b = [0u8; 1];
+        assert_eq!(
+            rustix::io::read(r, &mut b).unwrap(),
+            0,
+            "a write end is still open"
+        );
+    }
+}
+
+fn raw_pair() -> (Box<dyn fastbus_transport::TransportWrite>, FramedReader) {
+    let (a, b) = socketpair().unwrap();
+    let (_, w) = (Box::new(a) as BoxTransport).split();
+    (w, raw_framed(Box::new(b)).0)
+}
+
+/// CVE-2014-3533: one message's fds may come in several reads (here: two `sendmsg`s).
+#[tokio::test]
+async fn one_messages_fds_sent_in_two_sendmsgs_are_joined_in_order() {
+    let (mut raw_w, mut r) = raw_pair();
+    let (readers, writers) = pipes(2);
+    let m = big_with_fds(5, writers, 1000);
+    let bytes = m.encode().unwrap();
+    let mut dups = m.fds().iter().map(|f| f.try_clone().unwrap());
+    let (d0, d1) = (dups.next().unwrap(), dups.next().unwrap());
+    drop(m);
+    tr::send(&mut *raw_w, &bytes[..300], vec![d0])
+        .await
+        .unwrap();
+    tr::send(&mut *raw_w, &bytes[300..], vec![d1])
+        .await
+        .unwrap();
+    let got = r.next_message().await.unwrap().unwrap();
+    assert_eq!(got.fds().len(), 2);
+    check_pipe(&got.fds()[0], &readers[0], b"first");
+    check_pipe(&got.fds()[1], &readers[1], b"second");
+}
+
+/// CVE-2014-3636: a per-message cap on received fds; the message fails, its fds are closed,
+/// and the stream goes on.
+#[tokio::test]
+async fn message_over_the_per_message_fd_cap_fails_and_its_fds_are_closed() {
+    let (mut raw_w, mut r) = raw_pair();
+    r.set_max_message_fds(2);
+    let (readers, writers) = pipes(3);
+    let m = with_fds(1, writers);
+    let dups: Vec<OwnedFd> = m.fds().iter().map(|f| f.try_clone().unwrap()).collect();
+    let bytes = m.encode().unwrap();
+    drop(m);
+    tr::send(&mut *raw_w, &bytes, dups).await.unwrap();
+    match r.next_message().await {
+        Err(Error::TooManyFds { count: 3, limit: 2 }) => {}
+        other => panic!("expected TooManyFds, got {other:?}"),
+    }
+    all_closed(&readers);
+    tr::send(&mut *raw_w, &plain(2).encode().unwrap(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(r.next_message().await.unwrap().unwrap().serial(), 2);
+}
+
+/// CVE-2014-3636: a per-connection cap on fds held for messages that are not complete yet.
+#[tokio::test]
+async fn fds_in_flight_over_the_connection_cap_fail_the_connection_and_are_closed() {
+    let (mut raw_w, mut r) = raw_pair();
+    r.set_max_pending_fds(4);
+    let (readers, writers) = pipes(6);
+    let m = big_with_fds(1, writers, 10_000);
+    let bytes = m.encode().unwrap();
+    let mut dups: Vec<OwnedFd> = m.fds().iter().map(|f| f.try_clone().unwrap()).collect();
+    drop(m);
+    let second = dups.split_off(3);
+    // Two pieces of a message that never completes, 3 fds each.
+    tr::send(&mut *raw_w, &bytes[..100], dups).await.unwrap();
+    tr::send(&mut *raw_w, &bytes[100..200], second)
+        .await
+        .unwrap();
+    match r.next_message().await {
+        Err(Error::TooManyFds { count: 6, limit: 4 }) => {}
+        other => panic!("expected TooManyFds, got {other:?}"),
+    }
+    all_closed(&readers);
+}
+
+/// CVE-2014-3636, sending side: one `sendmsg` carries at most 253 fds, so a message with more
+/// is refused before anything is queued.
+#[tokio::test]
+async fn writer_refuses_more_fds_than_one_sendmsg_carries() {
+    let ((_, mut w), _) = pair();
+    let (_pr, pw) = rustix::pipe::pipe().unwrap();
+    let writers: Vec<OwnedFd> = (0..254).map(|_| pw.try_clone().unwrap()).collect();
+    assert!(matches!(
+        w.queue(&with_fds(1, writers)),
+        Err(Error::TooManyFds {
+            count: 254,
+            limit: 253
+        })
+    ));
+    assert_eq!(w.queued_bytes(), 0);
+}
+
+/// dbus-broker v22 / CVE-2020-12049: MSG_CTRUNC fails the message it hit even when that
+/// message declares no fds (the stream stays usable).
+#[tokio::test]
+async fn truncated_fds_on_a_message_declaring_none_still_fail_it() {
+    let (a, mut b) = socketpair().unwrap();
+    b.set_max_recv_fds(1);
+    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
+    let (mut r, _) = raw_framed(Box::new(b));
+    let (readers, writers) = pipes(3);
+    tr::send(&mut *raw_w, &plain(1).encode().unwrap(), writers)
+        .await
+        .unwrap();
+    let got = r.next_message().await;
+    assert!(matches!(got, Err(Error::FdsTruncated)), "{got:?}");
+    all_closed(&readers);
+    tr::send(&mut *raw_w, &plain(2).encode().unwrap(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(r.next_message().await.unwrap().unwrap().serial(), 2);
+}
+
+#[tokio::test]
+async fn writer_sends_everything_queued_in_one_write_per_fd_boundary() {
+    let (a, b) = socketpair().unwrap();
+    let (_, w) = (Box::new(a) as BoxTransport).split();
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut w = FramedWriter::new(
+        Box::new(crate::CountingWriter {
+            inner: w,
+            writes: writes.clone(),
+        }),
+        true,
+    );
+    let (mut r, _) = raw_framed(Box::new(b));
+    for i in 1..=50 {
+        w.queue(&plain(i)).unwrap();
+    }
+    w.flush().await.unwrap();
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Plain messages, one with fds, more plain ones: the fds start the second write.
+    let (readers, writers) = pipes(1);
+    for i in 51..=60 {
+        w.queue(&plain(i)).unwrap();
+    }
+    w.queue(&with_fds(61, writers)).unwrap();
+    for i in 62..=70 {
+        w.queue(&plain(i)).unwrap();
+    }
+    w.flush().await.unwrap();
+    assert_eq!(writes.load(std::sync::atomic::Ordering::Relaxed), 3);
+    for i in 1..=70 {
+        let m = r.next_message().await.unwrap().unwrap();
+        assert_eq!(m.serial(), i);
+        assert_eq!(m.fds().len(), usize::from(i == 61), "message {i}");
+        if i == 61 {
+            check_pipe(&m.fds()[0], &readers[0], b"61");
+        }
+    }
+}
+
+#[tokio::test]
+async fn socketpair_reports_peer_credentials_and_passes_fds_tcp_does_neither() {
+    let (a, _b) = socketpair().unwrap();
+    let me = fastbus_transport::Credentials::current_process();
+    let c = a.peer_credentials().expect("SO_PEERCRED");
+    assert_eq!((c.uid, c.gid, c.pid), (me.uid, me.gid, me.pid));
+    assert!(a.can_pass_fds());
+    let (_, w) = (Box::new(a) as BoxTransport).split();
+    assert!(w.can_pass_fds());
+
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let s = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+        .await
+        .unwrap();
+    let t = fastbus_transport::TcpTransport::new(s);
+    assert_eq!(t.peer_credentials(), None);
+    assert!(!t.can_pass_fds());
+    let (_, mut w) = (Box::new(t) as BoxTransport).split();
+    let (_pr, pw) = rustix::pipe::pipe().unwrap();
+    assert!(matches!(
+        tr::send(&mut *w, b"x", vec![pw]).await,
+        Err(Error::FdsNotSupported)
+    ));
+}
+
+/// Echoes every message back; runs until the stream ends.
+async fn echo(t: BoxTransport) {
+    let (mut r, mut w) = raw_framed(t);
+    while let Ok(Some(m)) = r.next_message().await {
+        w.send(&m).await.unwrap();
+    }
+}
+
+/// The reader half in one task and the writer half in another, at the same time.
+async fn halves_in_two_tasks(client: BoxTransport, server: BoxTransport) {
+    const N: u32 = 500;
+    let server = tokio::spawn(echo(server));
+    let (mut r, mut w) = raw_framed(client);
+    let writer = tokio::spawn(async move {
+        for i in 1..=N {
+            w.send(&plain(i)).await.unwrap();
+        }
+        w
+    });
+    let reader = tokio::spawn(async move {
+        for i in 1..=N {
+            assert_eq!(r.next_message().await.unwrap().unwrap().serial(), i);
+        }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        reader.await.unwrap();
+        let mut w = writer.await.unwrap();
+        w.close().await.unwrap();
+        server.await.unwrap();
+    })
+    .await
+    .expect("echo round trips finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halves_of_one_transport_work_from_two_tasks_on_unix_tcp_and_memory() {
+    let (a, b) = socketpair().unwrap();
+    halves_in_two_tasks(Box::new(a), Box::new(b)).await;
+
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (s, _) = l.accept().await.unwrap();
+    halves_in_two_tasks(
+        Box::new(fastbus_transport::TcpTransport::new(c)),
+        Box::new(fastbus_transport::TcpTransport::new(s)),
+    )
+    .await;
+
+    let (a, b) = memory_pair(None, None);
+    halves_in_two_tasks(Box::new(a), Box::new(b)).await;
+}

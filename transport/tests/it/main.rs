@@ -34,3 +34,66 @@ pub(crate) fn my_uid() -> u32 {
 pub(crate) fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A sending half that counts the `poll_send` calls that wrote something.
+#[derive(Debug)]
+pub(crate) struct CountingWriter {
+    pub(crate) inner: Box<dyn fastbus_transport::TransportWrite>,
+    pub(crate) writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl fastbus_transport::TransportWrite for CountingWriter {
+    fn poll_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+        fds: &mut Vec<std::os::fd::OwnedFd>,
+    ) -> std::task::Poll<fastbus_transport::Result<usize>> {
+        let r = self.inner.poll_send(cx, bufs, fds);
+        if matches!(r, std::task::Poll::Ready(Ok(n)) if n > 0) {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_shutdown(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<fastbus_transport::Result<()>> {
+        self.inner.poll_shutdown(cx)
+    }
+    fn can_pass_fds(&self) -> bool {
+        self.inner.can_pass_fds()
+    }
+}
+
+/// A transport whose sending half is a [`CountingWriter`].
+#[derive(Debug)]
+pub(crate) struct CountingTransport {
+    pub(crate) inner: fastbus_transport::BoxTransport,
+    pub(crate) writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl fastbus_transport::Transport for CountingTransport {
+    fn can_pass_fds(&self) -> bool {
+        self.inner.can_pass_fds()
+    }
+    fn peer_credentials(&self) -> Option<fastbus_transport::Credentials> {
+        self.inner.peer_credentials()
+    }
+    fn split(
+        self: Box<Self>,
+    ) -> (
+        Box<dyn fastbus_transport::TransportRead>,
+        Box<dyn fastbus_transport::TransportWrite>,
+    ) {
+        let (r, w) = self.inner.split();
+        (
+            r,
+            Box::new(CountingWriter {
+                inner: w,
+                writes: self.writes,
+            }),
+        )
+    }
+}
