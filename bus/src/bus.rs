@@ -262,33 +262,19 @@ impl MessageBusBuilder {
             write_mode: self.write_mode,
         };
         let core = Core::new(writer, opts, if hello.is_some() { 2 } else { 1 });
-        let hello_reply = if hello.is_some() {
-            Some(core.expect_reply(1)?)
-        } else {
-            None
-        };
+        if hello.is_some() {
+            // Registered before the reader starts: the reply cannot come first.
+            core.register(1, self.default_timeout)?;
+        }
         let guard = Arc::new(Guard {
             core: Arc::clone(&core),
         });
         core.start(reader, &guard);
         let bus = MessageBus { guard };
-        if let Some(rx) = hello_reply {
+        if hello.is_some() {
             // The Hello went out with (or right after) BEGIN; flush if it is still queued.
-            core.flush_queued()?;
-            let reply = match tokio::time::timeout(self.default_timeout, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => {
-                    return Err(Error::Disconnected(
-                        core.end_reason().unwrap_or(DisconnectReason::ByPeer),
-                    ));
-                }
-                Err(_) => {
-                    core.forget_reply(1);
-                    return Err(Error::Timeout {
-                        timeout: self.default_timeout,
-                    });
-                }
-            };
+            core.flush_queued();
+            let reply = core.wait_reply(1, self.default_timeout).await?;
             let reply = check_reply(reply)?;
             let name = reply
                 .body::<&str>()
@@ -441,7 +427,9 @@ impl MessageBus {
         &self,
         handler: impl Fn(&Message) -> HandlerResult + Send + Sync + 'static,
     ) -> HandlerId {
-        self.core().handlers.add(Arc::new(handler))
+        let id = self.core().handlers.add(Arc::new(handler));
+        self.core().revoke_leader();
+        id
     }
 
     /// Removes a handler; says whether it was there.
@@ -542,7 +530,9 @@ impl MessageBus {
     /// [`Error::Wire`] for an invalid path or interface name; [`Error::AlreadyExported`]
     /// when the object already has an interface of that name.
     pub fn export(&self, path: &str, interface: Arc<dyn Interface>) -> Result<()> {
-        self.core().objects.export(path, interface)
+        self.core().objects.export(path, interface)?;
+        self.core().revoke_leader();
+        Ok(())
     }
 
     /// Removes the interface `interface` (or, with `None`, every interface) from `path`.
@@ -556,11 +546,13 @@ impl MessageBus {
         self.core().objects.interfaces(path)
     }
 
-    /// Closes the connection: pending calls fail with [`Error::Disconnected`], signal streams
-    /// end, queued messages are sent and the socket is shut down. Other handles see the
-    /// connection closed.
+    /// Closes the connection: pending calls fail with [`Error::Disconnected`] at once, signal
+    /// streams end, and then what is still queued is sent and the socket is shut down (given
+    /// up after 5 s if the peer does not read); this returns when that is done. Other handles
+    /// see the connection closed. Calling it again does nothing.
     pub async fn disconnect(&self) {
         self.core().close(DisconnectReason::ByUs);
+        self.core().wait_flushed().await;
     }
 
     /// Waits until the connection ends and says how.

@@ -1,20 +1,32 @@
-//! The connection core: serials, the write path, the reader task, reply matching and the
-//! dispatch of every incoming message. No public API here; [`crate::MessageBus`] wraps it.
+//! The connection core: serials, the write path, the reader task, reply matching, timeouts
+//! and the dispatch of every incoming message. No public API here; [`crate::MessageBus`]
+//! wraps it.
 //!
 //! ```text
-//! caller ── call(msg) ──> pending.insert(serial) ──> writer lock: queue + write now
-//!                                                      │ socket full? ──> writer task flushes
-//!                                                      ▼                  (one vectored write
-//! reader task ── next_message ──> handlers ──> reply?  pending.remove(serial) ─> oneshot ─> caller
+//! caller ── call(msg) ──> pending.insert(serial, slot) ──> writer lock: queue + write now
+//!    │                                                      │ socket full? ──> writer task
+//!    │ polls its slot                                       ▼                  flushes
+//! reader task ── next_message ──> handlers ──> reply?  slot = reply, wake the caller
 //!                                          ──> signal? subscription queues (bounded, never wait)
 //!                                          ──> call?   export registry (first poll inline,
 //!                                                      then a per-object task keeps the order)
+//! timer task: sleeps until the earliest deadline of a pending call, then expires it
 //! ```
 //!
 //! The reader never awaits user code: message handlers are plain functions, exported methods
 //! are polled once in place and moved to a task when they are not finished at once.
+//!
+//! # The round trip, counted
+//!
+//! A call costs one lock of the pending map to insert its slot, one lock of the writer to
+//! encode and `sendmsg` the message, and one more lock of the pending map when it takes the
+//! reply; the reader wakes the caller once. There is no channel, no allocation per call
+//! beyond the message itself, and no timer per call: the timer task sleeps until the
+//! earliest deadline and is told only when a call with an earlier deadline arrives, which
+//! calls with the same timeout never do.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -23,7 +35,8 @@ use std::time::Duration;
 
 use fastbus_transport::{FramedReader, FramedWriter};
 use fastbus_wire::{Message, MessageType};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::bus::{Guard, MessageBus};
 use crate::error::{DisconnectReason, Error, Result};
@@ -47,6 +60,9 @@ pub enum WriteMode {
 
 /// How long a closing connection tries to send what is still queued.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many messages the reader dispatches in one poll before it lets other tasks run.
+const READ_BUDGET: usize = 128;
 
 /// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
 /// at each step, and a panic elsewhere must not turn into a panic in the reader.
@@ -72,7 +88,50 @@ impl Hasher for SerialHasher {
     }
 }
 
-type PendingMap = HashMap<u32, oneshot::Sender<Message>, BuildHasherDefault<SerialHasher>>;
+/// What a reply callback is given: the reply, or why none will come.
+pub(crate) type ReplyCallback = Box<dyn FnOnce(Result<Message>) + Send>;
+
+/// One call awaiting its reply.
+// The reply is kept inline: boxing it would cost an allocation per call.
+#[allow(clippy::large_enum_variant)]
+enum Slot {
+    /// The caller waits (with this waker, once it has polled).
+    Waiting {
+        waker: Option<Waker>,
+        deadline: Option<Instant>,
+    },
+    /// The reply came; the caller takes it.
+    Done(Message),
+    /// The deadline passed first.
+    Expired,
+    /// Nobody waits: the reader hands the reply to this function (bookkeeping calls such as
+    /// `AddMatch`, whose outcome matters even if the subscriber went away).
+    // Used by the signal bookkeeping (next commit).
+    #[allow(dead_code)]
+    Callback(ReplyCallback),
+}
+
+type PendingMap = HashMap<u32, Slot, BuildHasherDefault<SerialHasher>>;
+
+#[derive(Default)]
+struct Calls {
+    pending: PendingMap,
+    closed: Option<DisconnectReason>,
+    /// Deadlines of waiting calls, earliest first. Entries of calls that finished stay until
+    /// they reach the top or the heap is pruned (see `Core::register`).
+    deadlines: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// What the timer task sleeps until (`None`: it waits to be told).
+    timer_target: Option<Instant>,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Calls")
+            .field("pending", &self.pending.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
 
 #[derive(Debug)]
 struct WriteState {
@@ -82,15 +141,9 @@ struct WriteState {
     backlog: bool,
     /// The connection is closing: the writer task flushes, shuts down and exits.
     closing: bool,
-    /// The reader is dispatching a burst of messages that were already buffered: writes only
+    /// The reader is dispatching a burst of messages that arrived together: writes only
     /// queue, and the reader flushes them all in one write when the burst ends.
     corked: bool,
-}
-
-#[derive(Debug, Default)]
-struct Calls {
-    pending: PendingMap,
-    closed: Option<DisconnectReason>,
 }
 
 /// Options fixed at connect time.
@@ -109,6 +162,16 @@ pub(crate) struct Core {
     write: Mutex<WriteState>,
     write_wake: Notify,
     calls: Mutex<Calls>,
+    timer_wake: Notify,
+    /// The socket's reading half; whoever reads (the reader task, or a leading caller) holds
+    /// this lock while it dispatches what arrived. `None` once the connection has ended.
+    read: Mutex<Option<FramedReader>>,
+    /// Who is woken when the socket becomes readable (see [`Lead`]).
+    lead: Arc<Mutex<Lead>>,
+    /// Mirrors `lead.leader.is_some()`, so that calls need not lock `lead` to revoke nobody.
+    leading: AtomicBool,
+    /// The waker every read of the socket registers: a [`ReadWaker`] over `lead`.
+    read_waker: Waker,
     pub(crate) handlers: Handlers,
     pub(crate) subs: Subscriptions,
     pub(crate) objects: Registry,
@@ -116,6 +179,8 @@ pub(crate) struct Core {
     pub(crate) unix_fd: bool,
     pub(crate) opts: Options,
     end: watch::Sender<Option<DisconnectReason>>,
+    /// Set when the writer task has sent what was queued and shut the socket down.
+    flushed: watch::Sender<bool>,
     handle: OnceLock<Weak<Guard>>,
     closing: AtomicBool,
 }
@@ -124,6 +189,7 @@ impl Core {
     /// A core over an authenticated connection; `first_serial` is the next serial to hand out.
     pub(crate) fn new(writer: FramedWriter, opts: Options, first_serial: u32) -> Arc<Core> {
         let unix_fd = writer.can_send_fds();
+        let lead = Arc::new(Mutex::new(Lead::default()));
         Arc::new(Core {
             serial: AtomicU32::new(first_serial),
             write: Mutex::new(WriteState {
@@ -134,6 +200,11 @@ impl Core {
             }),
             write_wake: Notify::new(),
             calls: Mutex::default(),
+            timer_wake: Notify::new(),
+            read: Mutex::new(None),
+            lead: Arc::clone(&lead),
+            leading: AtomicBool::new(false),
+            read_waker: Waker::from(Arc::new(ReadWaker { lead })),
             handlers: Handlers::default(),
             subs: Subscriptions::default(),
             objects: Registry::default(),
@@ -141,16 +212,19 @@ impl Core {
             unix_fd,
             opts,
             end: watch::Sender::new(None),
+            flushed: watch::Sender::new(false),
             handle: OnceLock::new(),
             closing: AtomicBool::new(false),
         })
     }
 
-    /// Starts the reader and writer tasks.
+    /// Starts the reader, writer and timer tasks.
     pub(crate) fn start(self: &Arc<Self>, reader: FramedReader, guard: &Arc<Guard>) {
         let _ = self.handle.set(Arc::downgrade(guard));
-        tokio::spawn(read_loop(Arc::clone(self), reader));
+        *lock(&self.read) = Some(reader);
+        tokio::spawn(read_loop(Arc::clone(self)));
         tokio::spawn(write_loop(Arc::clone(self)));
+        tokio::spawn(timer_loop(Arc::clone(self)));
     }
 
     /// A strong handle, while any user handle is alive.
@@ -177,7 +251,7 @@ impl Core {
         self.end.borrow().clone()
     }
 
-    fn disconnected(&self) -> Error {
+    pub(crate) fn disconnected(&self) -> Error {
         Error::Disconnected(self.end_reason().unwrap_or(DisconnectReason::ByUs))
     }
 
@@ -225,14 +299,13 @@ impl Core {
     }
 
     /// Makes the writer task send whatever was queued before the core existed.
-    pub(crate) fn flush_queued(&self) -> Result<()> {
+    pub(crate) fn flush_queued(&self) {
         let mut ws = lock(&self.write);
         if ws.writer.as_ref().is_some_and(|w| w.queued_bytes() > 0) && !ws.backlog {
             ws.backlog = true;
             drop(ws);
             self.write_wake.notify_one();
         }
-        Ok(())
     }
 
     /// Holds writes back while the reader dispatches a burst (see `WriteState::corked`).
@@ -270,47 +343,345 @@ impl Core {
         }
     }
 
-    /// Registers a pending call for `serial`; the receiver gets the reply.
-    pub(crate) fn expect_reply(&self, serial: u32) -> Result<oneshot::Receiver<Message>> {
-        let (tx, rx) = oneshot::channel();
+    /// Registers a pending call for `serial`, to be awaited with [`Core::wait_reply`] (its
+    /// timeout starts now). Register before sending, so that no reply can come first.
+    pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now().checked_add(timeout);
         let mut calls = lock(&self.calls);
         if let Some(r) = &calls.closed {
             return Err(Error::Disconnected(r.clone()));
         }
-        calls.pending.insert(serial, tx);
-        Ok(rx)
-    }
-
-    /// Forgets a pending call (timed out or cancelled).
-    pub(crate) fn forget_reply(&self, serial: u32) {
-        lock(&self.calls).pending.remove(&serial);
-    }
-
-    /// Sends `msg` (a method call expecting a reply) and waits for the reply message (which
-    /// may be an ERROR message) for at most `timeout`.
-    pub(crate) async fn call_raw(&self, mut msg: Message, timeout: Duration) -> Result<Message> {
-        if msg.serial() == 0 {
-            msg.set_serial(self.next_serial());
+        let slot = Slot::Waiting {
+            waker: None,
+            deadline,
+        };
+        calls.pending.insert(serial, slot);
+        if self.leading.load(Ordering::Acquire) {
+            // A second waiter: reading goes back to the reader task.
+            self.revoke_locked(&calls);
         }
-        let serial = msg.serial();
-        let rx = self.expect_reply(serial)?;
+        let Some(d) = deadline else { return Ok(()) };
+        // Stale entries (calls that finished) are dropped lazily; prune them when they
+        // outnumber the live ones, so the heap stays as small as the pending map.
+        if calls.deadlines.len() > 2 * calls.pending.len() + 32 {
+            let Calls {
+                pending, deadlines, ..
+            } = &mut *calls;
+            deadlines.retain(|Reverse((d, s))| {
+                matches!(pending.get(s), Some(Slot::Waiting { deadline: Some(x), .. }) if x == d)
+            });
+        }
+        calls.deadlines.push(Reverse((d, serial)));
+        let tell = calls.timer_target.is_none_or(|t| d < t);
+        if tell {
+            calls.timer_target = Some(d);
+        }
+        drop(calls);
+        if tell {
+            self.timer_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Registers `callback` to receive the reply to `serial` (or the end of the connection).
+    /// Bookkeeping calls only: the bus always answers them, so there is no timeout.
+    #[allow(dead_code)] // used by the signal bookkeeping (next commit)
+    pub(crate) fn register_callback(&self, serial: u32, callback: ReplyCallback) -> Result<()> {
+        let mut calls = lock(&self.calls);
+        if let Some(r) = &calls.closed {
+            return Err(Error::Disconnected(r.clone()));
+        }
+        calls.pending.insert(serial, Slot::Callback(callback));
+        if self.leading.load(Ordering::Acquire) {
+            self.revoke_locked(&calls);
+        }
+        Ok(())
+    }
+
+    /// Forgets a pending call (its caller went away).
+    pub(crate) fn forget_reply(&self, serial: u32) {
+        let slot = lock(&self.calls).pending.remove(&serial);
+        drop(slot);
+    }
+
+    /// Takes the reply out of a finished slot (`None`: still waiting).
+    fn take_reply(
+        &self,
+        calls: &mut Calls,
+        serial: u32,
+        timeout: Duration,
+    ) -> Option<Result<Message>> {
+        match calls.pending.get(&serial) {
+            None => Some(Err(self.disconnected())),
+            Some(Slot::Waiting { .. } | Slot::Callback(_)) => None,
+            Some(Slot::Done(_) | Slot::Expired) => match calls.pending.remove(&serial) {
+                Some(Slot::Done(m)) => Some(Ok(m)),
+                _ => Some(Err(Error::Timeout { timeout })),
+            },
+        }
+    }
+
+    /// Polls for the reply to a registered call. When this call is the only thing waiting
+    /// on a quiet connection, the caller reads the socket itself (see [`Lead`]).
+    ///
+    /// `first` is the first poll, right after the call was sent: the reply cannot be there
+    /// yet, so the caller only takes the lead; it reads when the socket wakes it.
+    fn poll_reply(
+        self: &Arc<Self>,
+        serial: u32,
+        timeout: Duration,
+        first: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Message>> {
+        let mut calls = lock(&self.calls);
+        if let Some(r) = self.take_reply(&mut calls, serial, timeout) {
+            drop(calls);
+            self.resign(serial);
+            return Poll::Ready(r);
+        }
+        let lead = calls.pending.len() == 1 && self.quiet();
+        if lead {
+            // Under the calls lock, so that a second call (which revokes) sees us.
+            let mut l = lock(&self.lead);
+            match &l.leader {
+                Some((s, w)) if *s == serial && w.will_wake(cx.waker()) => {}
+                _ => l.leader = Some((serial, cx.waker().clone())),
+            }
+            if !first {
+                l.woken = false;
+            }
+            self.leading.store(true, Ordering::Release);
+        }
+        let read_now = lead && !first;
+        if let Some(Slot::Waiting { waker, .. }) = calls.pending.get_mut(&serial) {
+            if read_now {
+                // We read ourselves: completing the slot need not wake us.
+                *waker = None;
+            } else if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        if !read_now {
+            return Poll::Pending;
+        }
+        let reader = match self.read.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut reader) = reader {
+            drop(calls);
+            let outcome = match reader.as_mut() {
+                Some(r) => self.read_burst(r),
+                None => Burst::End(None),
+            };
+            if let Burst::End(_) = outcome {
+                reader.take();
+            }
+            drop(reader);
+            match outcome {
+                Burst::Drained => {}
+                Burst::Budget => self.wake_reader_task(),
+                Burst::End(reason) => self.close(reason.unwrap_or(DisconnectReason::ByUs)),
+            }
+            calls = lock(&self.calls);
+            if let Some(r) = self.take_reply(&mut calls, serial, timeout) {
+                drop(calls);
+                self.resign(serial);
+                return Poll::Ready(r);
+            }
+        }
+        // Not done: whoever reads from now on wakes us through the slot.
+        if let Some(Slot::Waiting { waker, .. }) = calls.pending.get_mut(&serial) {
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Whether nothing but a lone call can be waiting for what arrives: no subscription, no
+    /// message handler, no exported object.
+    fn quiet(&self) -> bool {
+        !self.subs.any() && !self.handlers.any() && self.objects.is_empty()
+    }
+
+    /// A lone call stops reading (it has its reply, timed out, or was dropped).
+    fn resign(&self, serial: u32) {
+        if !self.leading.load(Ordering::Acquire) {
+            return;
+        }
+        let task = {
+            let mut l = lock(&self.lead);
+            if !matches!(&l.leader, Some((s, _)) if *s == serial) {
+                return;
+            }
+            l.leader = None;
+            self.leading.store(false, Ordering::Release);
+            // Woken after its last read: the data is the reader task's now.
+            std::mem::take(&mut l.woken)
+                .then(|| l.task.clone())
+                .flatten()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+
+    /// Hands reading back to the reader task (something else now waits for what arrives).
+    /// Callers hold the calls lock, which orders this against a caller becoming the leader.
+    fn revoke_locked(&self, _calls: &Calls) {
+        let task = {
+            let mut l = lock(&self.lead);
+            if l.leader.take().is_none() {
+                return;
+            }
+            self.leading.store(false, Ordering::Release);
+            std::mem::take(&mut l.woken)
+                .then(|| l.task.clone())
+                .flatten()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+
+    /// As [`Core::revoke_locked`], for a new subscription, handler or exported object.
+    pub(crate) fn revoke_leader(&self) {
+        if self.leading.load(Ordering::Acquire) {
+            let calls = lock(&self.calls);
+            self.revoke_locked(&calls);
+        }
+    }
+
+    fn wake_reader_task(&self) {
+        let t = lock(&self.lead).task.clone();
+        if let Some(t) = t {
+            t.wake();
+        }
+    }
+
+    /// Waits for the reply to a call registered with [`Core::register`]; forgets the call if
+    /// the future is dropped.
+    pub(crate) async fn wait_reply(
+        self: &Arc<Self>,
+        serial: u32,
+        timeout: Duration,
+    ) -> Result<Message> {
         let mut guard = PendingGuard {
             core: self,
             serial,
             armed: true,
         };
-        self.write(&msg)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(reply)) => {
-                guard.armed = false;
-                Ok(reply)
-            }
-            Ok(Err(_)) => {
-                guard.armed = false;
-                Err(self.disconnected())
-            }
-            Err(_) => Err(Error::Timeout { timeout }),
+        let mut first = true;
+        let r = std::future::poll_fn(|cx| {
+            let r = self.poll_reply(serial, timeout, first, cx);
+            first = false;
+            r
+        })
+        .await;
+        guard.armed = false;
+        r
+    }
+
+    /// Sends `msg` (a method call expecting a reply) and waits for the reply message (which
+    /// may be an ERROR message) for at most `timeout`.
+    pub(crate) async fn call_raw(
+        self: &Arc<Self>,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> Result<Message> {
+        if msg.serial() == 0 {
+            msg.set_serial(self.next_serial());
         }
+        let serial = msg.serial();
+        self.register(serial, timeout)?;
+        if let Err(e) = self.write(&msg) {
+            self.forget_reply(serial);
+            return Err(e);
+        }
+        drop(msg);
+        self.wait_reply(serial, timeout).await
+    }
+
+    /// Sends `msg` (a method call expecting a reply) and hands the reply to `callback`.
+    #[allow(dead_code)] // used by the signal bookkeeping (next commit)
+    pub(crate) fn call_with_callback(
+        &self,
+        mut msg: Message,
+        callback: ReplyCallback,
+    ) -> Result<()> {
+        if msg.serial() == 0 {
+            msg.set_serial(self.next_serial());
+        }
+        let serial = msg.serial();
+        self.register_callback(serial, callback)?;
+        if let Err(e) = self.write(&msg) {
+            // The callback is dropped uncalled; the caller has the error.
+            self.forget_reply(serial);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Hands a reply to whoever waits for it.
+    fn complete(&self, reply_serial: u32, msg: Message) {
+        let mut calls = lock(&self.calls);
+        let Some(slot) = calls.pending.get_mut(&reply_serial) else {
+            return; // nobody waits (any more): a late or unsolicited reply
+        };
+        match slot {
+            Slot::Waiting { waker, .. } => {
+                let waker = waker.take();
+                *slot = Slot::Done(msg);
+                drop(calls);
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+            Slot::Callback(_) => {
+                if let Some(Slot::Callback(f)) = calls.pending.remove(&reply_serial) {
+                    drop(calls);
+                    f(Ok(msg));
+                }
+            }
+            Slot::Done(_) | Slot::Expired => {} // a second reply to one call: dropped
+        }
+    }
+
+    /// Expires the calls whose deadline has passed; returns when the next one is due.
+    fn expire(&self, now: Instant) -> Option<Instant> {
+        let mut wakers = Vec::new();
+        let next = {
+            let mut calls = lock(&self.calls);
+            let Calls {
+                pending,
+                deadlines,
+                timer_target,
+                ..
+            } = &mut *calls;
+            while let Some(Reverse((d, s))) = deadlines.peek().copied() {
+                if d > now {
+                    break;
+                }
+                deadlines.pop();
+                if let Some(slot) = pending.get_mut(&s) {
+                    if matches!(slot, Slot::Waiting { deadline: Some(x), .. } if *x == d) {
+                        if let Slot::Waiting { waker: Some(w), .. } =
+                            std::mem::replace(slot, Slot::Expired)
+                        {
+                            wakers.push(w);
+                        }
+                    }
+                }
+            }
+            *timer_target = deadlines.peek().map(|Reverse((d, _))| *d);
+            *timer_target
+        };
+        for w in wakers {
+            w.wake();
+        }
+        next
     }
 
     /// Sends a reply built by a handler or an exported interface; failures only mean the
@@ -328,15 +699,24 @@ impl Core {
                 return;
             }
             calls.closed = Some(reason.clone());
+            calls.deadlines.clear();
             std::mem::take(&mut calls.pending)
         };
         self.closing.store(true, Ordering::Release);
-        self.end.send_replace(Some(reason));
-        // Dropping the senders fails every pending call with `Disconnected`.
-        drop(pending);
+        self.end.send_replace(Some(reason.clone()));
+        // Every waiting caller finds its slot gone and fails with `Disconnected`.
+        for (_, slot) in pending {
+            match slot {
+                Slot::Waiting { waker: Some(w), .. } => w.wake(),
+                Slot::Callback(f) => f(Err(Error::Disconnected(reason.clone()))),
+                _ => {}
+            }
+        }
         self.subs.close_all();
         lock(&self.write).closing = true;
         self.write_wake.notify_one();
+        self.timer_wake.notify_one();
+        self.wake_reader_task();
     }
 
     /// Waits until the connection has ended and says how.
@@ -352,6 +732,15 @@ impl Core {
         }
     }
 
+    /// Waits until what was queued when the connection closed has been sent (or given up on)
+    /// and the socket is shut down.
+    pub(crate) async fn wait_flushed(&self) {
+        let mut rx = self.flushed.subscribe();
+        // The writer task gives up on a peer that does not read after CLOSE_FLUSH_TIMEOUT;
+        // the outer bound only guards against a writer task that is gone (runtime shutdown).
+        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT * 2, rx.wait_for(|done| *done)).await;
+    }
+
     /// Routes one incoming message.
     fn dispatch(self: &Arc<Self>, msg: Message) {
         let handled = match self.handlers.run(&msg) {
@@ -365,10 +754,7 @@ impl Core {
         let t = msg.message_type();
         if t == MessageType::METHOD_RETURN || t == MessageType::ERROR {
             if let Some(rs) = msg.reply_serial() {
-                let tx = lock(&self.calls).pending.remove(&rs);
-                if let Some(tx) = tx {
-                    let _ = tx.send(msg);
-                }
+                self.complete(rs, msg);
             }
         } else if t == MessageType::SIGNAL {
             self.subs.dispatch(&msg);
@@ -376,9 +762,141 @@ impl Core {
             crate::export::dispatch(self, msg);
         }
     }
+
+    /// Dispatches every message that has arrived, until the socket has no more (it then
+    /// wakes the [`ReadWaker`] when more arrives), the budget is spent, or the stream ends.
+    fn read_burst(self: &Arc<Self>, reader: &mut FramedReader) -> Burst {
+        let mut cx = Context::from_waker(&self.read_waker);
+        let mut corked = false;
+        let mut n = 0;
+        let end = loop {
+            match reader.poll_next_message(&mut cx) {
+                Poll::Ready(Ok(Some(msg))) => {
+                    // The first message's reply leaves at once; when more messages follow it
+                    // in the same burst, their replies are corked and leave in one write.
+                    if n == 1 {
+                        self.cork();
+                        corked = true;
+                    }
+                    self.dispatch(msg);
+                    n += 1;
+                    if n == READ_BUDGET {
+                        break Burst::Budget;
+                    }
+                }
+                Poll::Pending => break Burst::Drained,
+                Poll::Ready(Ok(None)) => break Burst::End(Some(DisconnectReason::ByPeer)),
+                Poll::Ready(Err(e)) if message_local(&e) => {}
+                Poll::Ready(Err(e)) => {
+                    break Burst::End(Some(DisconnectReason::Error(Arc::new(Error::Transport(e)))));
+                }
+            }
+        };
+        if corked {
+            self.uncork();
+        }
+        end
+    }
+
+    /// The reader task's poll: reads unless a leading caller is reading right now.
+    fn poll_read_task(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut l = lock(&self.lead);
+            if !l.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                l.task = Some(cx.waker().clone());
+            }
+        }
+        if !self.is_connected() {
+            // Closed by us (or by a caller that read the end): drop the reading half.
+            lock(&self.read).take();
+            return Poll::Ready(());
+        }
+        let mut reader = match self.read.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // A leading caller reads until the socket is empty; it, or the socket, wakes
+            // whoever is due next.
+            Err(std::sync::TryLockError::WouldBlock) => return Poll::Pending,
+        };
+        let Some(r) = reader.as_mut() else {
+            return Poll::Ready(());
+        };
+        match self.read_burst(r) {
+            Burst::Drained => Poll::Pending,
+            Burst::Budget => {
+                drop(reader);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Burst::End(reason) => {
+                reader.take();
+                drop(reader);
+                self.close(reason.unwrap_or(DisconnectReason::ByUs));
+                Poll::Ready(())
+            }
+        }
+    }
 }
 
-/// Removes a pending call when its caller stops waiting (timeout or a dropped future).
+/// How a burst of reading ended.
+enum Burst {
+    /// The socket has nothing more; the [`ReadWaker`] is registered.
+    Drained,
+    /// The budget is spent; more may be waiting (the reader task must come back).
+    Budget,
+    /// The stream ended (`None`: we closed it).
+    End(Option<DisconnectReason>),
+}
+
+/// Who reads the socket next.
+///
+/// Normally the reader task. But a call that is the only thing waiting on a quiet connection
+/// (nothing subscribed, no handler, nothing exported) reads the socket itself while it waits,
+/// as a blocking client would: the reply then costs no wake-up of a second task. The socket
+/// always wakes the same [`ReadWaker`], which wakes the leading caller if there is one and the
+/// reader task otherwise. Anything else that starts waiting (a second call, a subscription, a
+/// handler, an export) hands reading back to the reader task at once, so a caller that stops
+/// polling its future can only delay its own reply.
+#[derive(Debug, Default)]
+struct Lead {
+    /// The leading call (its serial) and its task's waker.
+    leader: Option<(u32, Waker)>,
+    /// The socket woke the leader, which has not read since.
+    woken: bool,
+    /// The reader task.
+    task: Option<Waker>,
+}
+
+/// The waker given to the socket: wakes the leading caller, or else the reader task.
+#[derive(Debug)]
+struct ReadWaker {
+    lead: Arc<Mutex<Lead>>,
+}
+
+impl std::task::Wake for ReadWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let w = {
+            let mut l = lock(&self.lead);
+            match &l.leader {
+                Some((_, w)) => {
+                    let w = w.clone();
+                    l.woken = true;
+                    Some(w)
+                }
+                None => l.task.clone(),
+            }
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+}
+
+/// Removes a pending call when its caller stops waiting (a dropped future).
 struct PendingGuard<'a> {
     core: &'a Core,
     serial: u32,
@@ -389,6 +907,7 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.core.forget_reply(self.serial);
+            self.core.resign(self.serial);
         }
     }
 }
@@ -402,46 +921,8 @@ fn message_local(e: &fastbus_transport::Error) -> bool {
     )
 }
 
-async fn read_loop(core: Arc<Core>, mut reader: FramedReader) {
-    let mut end = core.end.subscribe();
-    if end.borrow_and_update().is_some() {
-        return;
-    }
-    let reason = loop {
-        let next = tokio::select! {
-            biased;
-            _ = end.changed() => return,
-            r = reader.next_message() => r,
-        };
-        match next {
-            Ok(Some(msg)) => {
-                // Dispatch this message and every one already buffered behind it with writes
-                // corked: the replies of a burst leave in one write, not one write each.
-                core.cork();
-                core.dispatch(msg);
-                let mut cx = Context::from_waker(Waker::noop());
-                let end = loop {
-                    match reader.poll_next_message(&mut cx) {
-                        Poll::Ready(Ok(Some(m))) => core.dispatch(m),
-                        Poll::Pending => break None,
-                        Poll::Ready(Ok(None)) => break Some(DisconnectReason::ByPeer),
-                        Poll::Ready(Err(e)) if message_local(&e) => {}
-                        Poll::Ready(Err(e)) => {
-                            break Some(DisconnectReason::Error(Arc::new(Error::Transport(e))));
-                        }
-                    }
-                };
-                core.uncork();
-                if let Some(reason) = end {
-                    break reason;
-                }
-            }
-            Ok(None) => break DisconnectReason::ByPeer,
-            Err(e) if message_local(&e) => continue,
-            Err(e) => break DisconnectReason::Error(Arc::new(Error::Transport(e))),
-        }
-    };
-    core.close(reason);
+async fn read_loop(core: Arc<Core>) {
+    std::future::poll_fn(|cx| core.poll_read_task(cx)).await;
 }
 
 async fn write_loop(core: Arc<Core>) {
@@ -454,6 +935,7 @@ async fn write_loop(core: Arc<Core>) {
         if let Some(mut w) = closing {
             // Best effort, and bounded: the peer may be gone or not reading.
             let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, w.close()).await;
+            core.flushed.send_replace(true);
             return;
         }
         let flush = std::future::poll_fn(|cx| {
@@ -478,6 +960,29 @@ async fn write_loop(core: Arc<Core>) {
         };
         if let Err(e) = flushed {
             core.close(DisconnectReason::Error(Arc::new(Error::Transport(e))));
+        }
+    }
+}
+
+/// Expires calls at their deadlines; ends with the connection (`close` wakes it).
+async fn timer_loop(core: Arc<Core>) {
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
+    loop {
+        if !core.is_connected() {
+            return;
+        }
+        // `register` tells us (`notify_one` keeps a permit if we are not waiting yet) only
+        // about deadlines earlier than the one we sleep until.
+        match core.expire(Instant::now()) {
+            Some(t) => {
+                sleep.as_mut().reset(t);
+                tokio::select! {
+                    () = &mut sleep => {}
+                    () = core.timer_wake.notified() => {}
+                }
+            }
+            None => core.timer_wake.notified().await,
         }
     }
 }
