@@ -410,16 +410,14 @@ fn call(
             Ok(())
         }
         (_, "StartServiceByName") => {
+            // dbus-daemon looks for a .service file before it looks at the
+            // owner, so without activation every name, owned or not (the
+            // bus's own included), is unknown.
             let (name, _flags): (&str, u32) = msg.body().map_err(bad_args)?;
-            if name == BUS_NAME || st.owner_of(name).is_some() {
-                st.reply(msg, &(2u32,), out);
-                Ok(())
-            } else {
-                Err(DbusError::new(
-                    "org.freedesktop.DBus.Error.ServiceUnknown",
-                    format!("The name {name} was not provided by any .service files"),
-                ))
-            }
+            Err(DbusError::new(
+                "org.freedesktop.DBus.Error.ServiceUnknown",
+                format!("The name {name} was not provided by any .service files"),
+            ))
         }
         (_, "UpdateActivationEnvironment") => {
             let _env: HashMap<&str, &str> = msg.body().map_err(bad_args)?;

@@ -4,7 +4,8 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
-use std::process::{ExitCode, Stdio};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, ExitCode, Stdio};
 
 use fastbus_testbus::config::{self, CommandLine, PrintTo};
 use fastbus_testbus::{Error, Limits, Result, TestBus};
@@ -46,6 +47,19 @@ fn main() -> ExitCode {
             }
         };
     }
+    match reexec_closing_print_fds(&cl, &raw) {
+        Ok(None) => {}
+        Ok(Some(mut cmd)) => {
+            use std::os::unix::process::CommandExt;
+            let e = cmd.exec();
+            eprintln!("fastbus-testbus: cannot re-execute to close the print fds: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("fastbus-testbus: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,12 +88,15 @@ fn print_to(to: PrintTo, line: &str) -> Result<()> {
         source: e,
     };
     match to {
-        PrintTo::Stdout => {
+        PrintTo::Stdout | PrintTo::Fd(1) => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{line}").map_err(io)?;
             out.flush().map_err(io)
         }
-        PrintTo::Fd(1) => print_to(PrintTo::Stdout, line),
+        PrintTo::Fd(2) => {
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "{line}").map_err(io)
+        }
         PrintTo::Fd(fd) => {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -90,21 +107,49 @@ fn print_to(to: PrintTo, line: &str) -> Result<()> {
     }
 }
 
-/// `--fork`: run the bus in a detached child, print what it printed, exit.
-fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
-    let exe = std::env::current_exe().map_err(|e| Error::Io {
-        context: "finding our own executable",
-        source: e,
-    })?;
-    let mut args: Vec<OsString> = Vec::new();
+/// The fd number of a print target that is neither stdout nor stderr.
+fn inherited_fd(to: Option<PrintTo>) -> Option<u32> {
+    match to {
+        Some(PrintTo::Fd(n)) if n > 2 => Some(n),
+        _ => None,
+    }
+}
+
+fn same_target(a: Option<PrintTo>, b: Option<PrintTo>) -> bool {
+    let norm = |t: Option<PrintTo>| match t {
+        Some(PrintTo::Fd(1)) => Some(PrintTo::Stdout),
+        t => t,
+    };
+    a.is_some() && norm(a) == norm(b)
+}
+
+fn print_option(name: &str, to: Option<PrintTo>) -> Option<String> {
+    match to? {
+        PrintTo::Stdout => Some(format!("--{name}")),
+        PrintTo::Fd(n) => Some(format!("--{name}={n}")),
+    }
+}
+
+/// `raw` without `--print-address[=FD]`, `--print-pid[=FD]` (with a separate
+/// FD argument) and `--fork`, with `extra` put before a `--` so that a
+/// `run -- COMMAND` keeps its command last.
+fn rebuild_args(raw: &[OsString], extra: &[String]) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::new();
     let mut skip_number = false;
-    for a in raw {
+    let mut it = raw.iter();
+    for a in it.by_ref() {
         let s = a.to_string_lossy();
-        if skip_number {
-            skip_number = false;
-            if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
-                continue;
-            }
+        if s == "--" {
+            out.extend(extra.iter().map(OsString::from));
+            out.push(a.clone());
+            out.extend(it.cloned());
+            return out;
+        }
+        if std::mem::take(&mut skip_number)
+            && !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+        {
+            continue;
         }
         if s == "--fork" || s.starts_with("--print-address=") || s.starts_with("--print-pid=") {
             continue;
@@ -113,33 +158,176 @@ fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
             skip_number = true;
             continue;
         }
-        args.push(a.clone());
+        out.push(a.clone());
     }
-    args.extend(["--nofork", "--print-address=1", "--print-pid=1"].map(OsString::from));
-    let mut child = std::process::Command::new(exe)
-        .args(&args)
-        .stdin(Stdio::null())
+    out.extend(extra.iter().map(OsString::from));
+    out
+}
+
+/// A shell that can redirect and close fd `max` (dash only knows fds 0-9).
+fn shell_for(max: u32) -> Option<&'static str> {
+    if max <= 9 {
+        Some("/bin/sh")
+    } else if std::path::Path::new("/bin/bash").exists() {
+        Some("/bin/bash")
+    } else {
+        None
+    }
+}
+
+/// `exec "$0" "$@"` through a shell that applies `redirects` first.
+fn shell_exec(shell: &str, redirects: &str, exe: &std::path::Path, args: &[OsString]) -> Command {
+    let mut c = Command::new(shell);
+    c.arg("-c")
+        .arg(format!("exec \"$0\" \"$@\"{redirects}"))
+        .arg(exe)
+        .args(args);
+    c
+}
+
+fn own_exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().map_err(|e| Error::Io {
+        context: "finding our own executable",
+        source: e,
+    })
+}
+
+/// dbus-daemon closes a `--print-address=FD` / `--print-pid=FD` pipe once it
+/// has written to it, and `dbus-run-session` reads the address until that end
+/// of file. Safe Rust cannot close an inherited fd by number, so when one is
+/// given the binary re-executes itself (same pid) through a shell that moves
+/// the address fd to standard output (the original standard output waits on
+/// standard input) and closes the others; the new image prints to standard
+/// output and then puts the original back (`--x-restore-stdout`). A pid that
+/// goes to another target than the address is printed here, before.
+///
+/// Returns the command to `exec`, or `None` when there is nothing to close.
+fn reexec_closing_print_fds(cl: &CommandLine, raw: &[OsString]) -> Result<Option<Command>> {
+    let addr_fd = inherited_fd(cl.print_address);
+    let pid_fd = inherited_fd(cl.print_pid);
+    let Some(max) = addr_fd.max(pid_fd) else {
+        return Ok(None);
+    };
+    let Some(shell) = shell_for(max) else {
+        tracing::warn!(
+            "fd {max} stays open after printing to it: no shell here can close fds above 9"
+        );
+        return Ok(None);
+    };
+    let same = same_target(cl.print_address, cl.print_pid);
+    let mut extra: Vec<String> = Vec::new();
+    let mut redirects = String::new();
+    if let Some(a) = addr_fd {
+        let stdout_open = rustix::fs::fstat(std::io::stdout()).is_ok();
+        redirects.push_str(if stdout_open { " 0>&1" } else { " 0</dev/null" });
+        redirects.push_str(&format!(" 1>&{a}"));
+        extra.push("--print-address=1".into());
+        extra.push("--x-restore-stdout".into());
+        if same {
+            extra.push("--print-pid=1".into());
+        }
+    } else {
+        extra.extend(print_option("print-address", cl.print_address));
+    }
+    if let Some(p) = cl.print_pid {
+        match (addr_fd, pid_fd) {
+            // Same pipe as the address: printed after it, by the new image.
+            (Some(_), _) if same => {}
+            // Another target than a moved address, or a pipe of its own: now.
+            (Some(_), _) | (None, Some(_)) => print_to(p, &std::process::id().to_string())?,
+            (None, None) => extra.extend(print_option("print-pid", Some(p))),
+        }
+    }
+    for n in [addr_fd, pid_fd].into_iter().flatten() {
+        let close = format!(" {n}>&-");
+        if !redirects.contains(&close) {
+            redirects.push_str(&close);
+        }
+    }
+    let args = rebuild_args(raw, &extra);
+    Ok(Some(shell_exec(shell, &redirects, &own_exe()?, &args)))
+}
+
+/// After printing: standard output becomes what standard input is (the
+/// original standard output, or `/dev/null` for a `--fork` child), standard
+/// error goes to `/dev/null` for a quiet `--fork` child, and standard input is
+/// `/dev/null`. This closes the pipes that the address and pid went through.
+fn finish_stdio(cl: &CommandLine) {
+    let _ = std::io::stdout().flush();
+    let result = (|| -> std::io::Result<()> {
+        if cl.restore_stdout {
+            rustix::stdio::dup2_stdout(std::io::stdin())?;
+        }
+        if cl.detach && cl.verbose == 0 {
+            rustix::stdio::dup2_stderr(std::io::stdin())?;
+        }
+        let null = std::fs::File::open("/dev/null")?;
+        rustix::stdio::dup2_stdin(&null)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::warn!("cannot reset standard input and output after printing: {e}");
+    }
+}
+
+/// `--fork`: run the bus in a detached child (its own process group, standard
+/// input and output on `/dev/null`, inherited print fds closed), print what it
+/// printed, exit.
+fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
+    let exe = own_exe()?;
+    let extra: Vec<String> = [
+        "--nofork",
+        "--print-address=1",
+        "--print-pid=1",
+        "--x-detach",
+        "--x-restore-stdout",
+    ]
+    .map(String::from)
+    .to_vec();
+    let args = rebuild_args(raw, &extra);
+    let fds: Vec<u32> = [inherited_fd(cl.print_address), inherited_fd(cl.print_pid)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut cmd = match fds.iter().max().and_then(|m| shell_for(*m)) {
+        Some(shell) => {
+            let redirects: String = fds.iter().map(|n| format!(" {n}>&-")).collect();
+            shell_exec(shell, &redirects, &exe, &args)
+        }
+        None => {
+            let mut c = Command::new(&exe);
+            c.args(&args);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| Error::Io {
-            context: "starting the bus process",
-            source: e,
-        })?;
+        .stderr(if cl.verbose > 0 {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(|e| Error::Io {
+        context: "starting the bus process",
+        source: e,
+    })?;
     let Some(stdout) = child.stdout.take() else {
         return Err(Error::Usage("no pipe to the bus process".into()));
     };
     let mut lines = std::io::BufReader::new(stdout).lines();
-    let mut next = || -> Result<String> {
-        lines
-            .next()
-            .and_then(std::result::Result::ok)
-            .ok_or_else(|| {
-                Error::Usage("the bus process exited before printing its address".into())
-            })
+    let mut next = || lines.next().and_then(std::result::Result::ok);
+    let (Some(address), Some(pid)) = (next(), next()) else {
+        let mut why = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut why);
+        }
+        let _ = child.wait();
+        return Err(Error::Usage(format!(
+            "the bus process exited before printing its address: {}",
+            why.trim()
+        )));
     };
-    let address = next()?;
-    let pid = next()?;
     if let Some(to) = cl.print_address {
         print_to(to, &address)?;
     }
@@ -216,6 +404,9 @@ async fn serve(cl: CommandLine) -> Result<ExitCode> {
     }
     if let Some(to) = cl.print_pid {
         print_to(to, &std::process::id().to_string())?;
+    }
+    if cl.restore_stdout || cl.detach {
+        finish_stdio(&cl);
     }
     let code = match &cl.run {
         Some(cmd) => {

@@ -76,6 +76,17 @@ impl Outbox {
     /// Queues one encoded message (with its fds) and writes it right away when
     /// the socket takes it.
     pub(crate) fn push(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Push {
+        self.enqueue(bytes, fds, true)
+    }
+
+    /// Queues one encoded message (with its fds) without writing it yet: the
+    /// caller routes a whole batch, then calls [`Outbox::flush`] once, so that
+    /// the batch leaves in one write instead of one per message.
+    pub(crate) fn queue(&self, bytes: &[u8], fds: Vec<OwnedFd>) -> Push {
+        self.enqueue(bytes, fds, false)
+    }
+
+    fn enqueue(&self, bytes: &[u8], fds: Vec<OwnedFd>, write: bool) -> Push {
         let mut g = lock(&self.inner);
         if g.closing {
             return Push::Dead;
@@ -88,9 +99,27 @@ impl Outbox {
             tracing::debug!("dropping a message the connection cannot take: {e}");
             return Push::Queued;
         }
-        if g.task_flushing {
+        if g.task_flushing || !write {
             return self.check_size(g);
         }
+        self.write_now(g)
+    }
+
+    /// Writes what [`Outbox::queue`] left queued, straight to the socket when it
+    /// takes it, else through the writer task.
+    pub(crate) fn flush(&self) -> Push {
+        let g = lock(&self.inner);
+        if g.writer.is_none() {
+            return Push::Dead;
+        }
+        if g.task_flushing || g.closing {
+            // The writer task owns the queue (and flushes it before closing).
+            return Push::Queued;
+        }
+        self.write_now(g)
+    }
+
+    fn write_now(&self, mut g: MutexGuard<'_, Inner>) -> Push {
         let Some(w) = g.writer.as_mut() else {
             return Push::Dead;
         };

@@ -6,8 +6,10 @@
 //! into the receivers' outboxes itself, usually straight to their sockets.
 //! Nothing here decides routing; that is [`crate::state`].
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use fastbus_transport::auth::{Identity, Mechanism};
 use fastbus_transport::{
@@ -15,6 +17,7 @@ use fastbus_transport::{
     ServerConfig, memory_pair, raw_framed,
 };
 use fastbus_wire::MessageType;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -28,8 +31,15 @@ struct Shared {
     limits: Limits,
     auth: Arc<ServerConfig>,
     refuse: AtomicBool,
+    /// Set (under the state lock) once the bus shuts down: no connection is added after it.
     closed: AtomicBool,
-    incomplete: AtomicUsize,
+    /// Turns true when the bus shuts down: connections still authenticating stop.
+    shutdown: watch::Sender<bool>,
+    /// One permit per connection that is still authenticating
+    /// (`max_incomplete_connections`). When none is left, the listeners stop
+    /// accepting and new clients wait in the kernel's backlog (dbus-daemon's
+    /// answer to CVE-2014-3639) instead of being dropped.
+    incomplete: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -165,13 +175,18 @@ impl TestBusBuilder {
             cfg.mechanisms.retain(|m| *m != Mechanism::Anonymous);
         }
         cfg.timeout = self.limits.auth_timeout;
+        let permits = self
+            .limits
+            .max_incomplete_connections
+            .min(Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
             state: Mutex::new(BusState::new(self.limits.clone(), bus_id, self.first_minor)),
             limits: self.limits,
             auth: Arc::new(cfg),
             refuse: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            incomplete: AtomicUsize::new(0),
+            shutdown: watch::channel(false).0,
+            incomplete: Arc::new(Semaphore::new(permits)),
             tasks: Mutex::new(Vec::new()),
         });
         let mut listen = self.listen;
@@ -210,8 +225,9 @@ impl TestBusBuilder {
 ///
 /// Clients connect over its socket addresses ([`TestBus::address`]) or
 /// in memory ([`TestBus::connect_memory`], [`TestBus::connect_framed`]).
-/// Dropping the handle stops accepting new connections; [`TestBus::shutdown`]
-/// also closes every connection and waits for them.
+/// [`TestBus::shutdown`] closes every connection (clients read the end of the
+/// stream) and waits until the bus has let go of them; dropping the handle
+/// does the same without waiting.
 #[derive(Debug)]
 pub struct TestBus {
     shared: Arc<Shared>,
@@ -225,7 +241,30 @@ impl Drop for TestBus {
         for l in &self.listeners {
             l.abort();
         }
+        self.shared.close_all();
     }
+}
+
+impl Shared {
+    /// Stops everything: no new connection, connections still authenticating
+    /// give up, every served connection is closed at once.
+    fn close_all(&self) {
+        let boxes = {
+            let st = self.state();
+            self.closed.store(true, Ordering::SeqCst);
+            st.outboxes()
+        };
+        self.shutdown.send_replace(true);
+        for (_, _, o) in boxes {
+            o.abort("the bus is shutting down");
+        }
+    }
+}
+
+/// Closes both directions of a transport nobody will serve, so that its peer
+/// reads the end of the stream at once.
+fn refuse(t: BoxTransport) {
+    drop(t.split());
 }
 
 impl TestBus {
@@ -289,13 +328,23 @@ impl TestBus {
         let (client, server) = memory_pair(creds, server_creds);
         if self.shared.refuse.load(Ordering::Relaxed) {
             // Refused: the client sees the connection close at once.
-            drop(server);
+            refuse(Box::new(server));
             return Ok(Box::new(client));
         }
+        // Taken now, so that the connection counts as incomplete from this
+        // moment; when no permit is left it waits for one, as a socket
+        // client waits in the backlog.
+        let permit = Arc::clone(&self.shared.incomplete).try_acquire_owned().ok();
         let sh = Arc::clone(&self.shared);
         let h = tokio::spawn(async move {
-            let t: BoxTransport = Box::new(server);
-            authenticate_and_serve(sh, t).await;
+            let permit = match permit {
+                Some(p) => p,
+                None => match wait_for_permit(&sh).await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            authenticate_and_serve(sh, Box::new(server), None, permit).await;
         });
         self.shared.track(h);
         Ok(Box::new(client))
@@ -324,7 +373,9 @@ impl TestBus {
             return Err(Error::ShutDown);
         }
         let (client, server) = memory_pair(creds, Some(Credentials::current_process()));
-        if !self.shared.refuse.load(Ordering::Relaxed) {
+        if self.shared.refuse.load(Ordering::Relaxed) {
+            refuse(Box::new(server));
+        } else {
             let sh = Arc::clone(&self.shared);
             let (r, w) = raw_framed(Box::new(server));
             let h = tokio::spawn(serve(sh, r, w, creds, true));
@@ -372,15 +423,11 @@ impl TestBus {
     /// Stops listening, closes every connection (clients read end of stream)
     /// and waits until every connection task has finished.
     pub async fn shutdown(mut self) {
-        self.shared.closed.store(true, Ordering::Relaxed);
         for l in self.listeners.drain(..) {
             l.abort();
             let _ = l.await;
         }
-        let boxes = self.shared.state().outboxes();
-        for (_, _, o) in boxes {
-            o.abort("the bus is shutting down");
-        }
+        self.shared.close_all();
         loop {
             let tasks: Vec<JoinHandle<()>> = std::mem::take(
                 &mut *self
@@ -399,8 +446,27 @@ impl TestBus {
     }
 }
 
+async fn wait_for_permit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    let mut down = shared.shutdown.subscribe();
+    tokio::select! {
+        p = Arc::clone(&shared.incomplete).acquire_owned() => p.ok(),
+        _ = down.wait_for(|d| *d) => None,
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, mut listener: Listener) {
     loop {
+        // No free slot for one more authenticating client: stop accepting, so
+        // that new clients wait in the backlog until one finishes (or times out).
+        if shared.incomplete.available_permits() == 0 {
+            tracing::warn!(
+                "{} connections are still authenticating (max_incomplete_connections): new ones wait",
+                shared.limits.max_incomplete_connections
+            );
+        }
+        let Some(permit) = wait_for_permit(&shared).await else {
+            return;
+        };
         let incoming = match listener.accept().await {
             Ok(i) => i,
             Err(e) => {
@@ -416,37 +482,28 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Listener) {
             tracing::info!("refusing a new connection (fault knob)");
             continue;
         }
-        if shared.incomplete.load(Ordering::Relaxed) >= shared.limits.max_incomplete_connections {
-            tracing::warn!(
-                "refusing a connection: {} connections are still authenticating (max_incomplete_connections)",
-                shared.limits.max_incomplete_connections
-            );
-            continue;
-        }
         let (t, nonce) = incoming.into_transport();
         let sh = Arc::clone(&shared);
-        let h = tokio::spawn(async move {
-            if let Some(n) = nonce {
-                authenticate_nonce_and_serve(sh, t, n).await;
-            } else {
-                authenticate_and_serve(sh, t).await;
-            }
-        });
+        let h = tokio::spawn(authenticate_and_serve(sh, t, nonce, permit));
         shared.track(h);
     }
 }
 
-async fn authenticate_nonce_and_serve(shared: Arc<Shared>, t: BoxTransport, nonce: [u8; 16]) {
-    shared.incomplete.fetch_add(1, Ordering::Relaxed);
-    let r = fastbus_transport::server_handshake(t, Arc::clone(&shared.auth), Some(nonce)).await;
-    shared.incomplete.fetch_sub(1, Ordering::Relaxed);
-    after_auth(shared, r).await;
-}
-
-async fn authenticate_and_serve(shared: Arc<Shared>, t: BoxTransport) {
-    shared.incomplete.fetch_add(1, Ordering::Relaxed);
-    let r = fastbus_transport::server_handshake(t, Arc::clone(&shared.auth), None).await;
-    shared.incomplete.fetch_sub(1, Ordering::Relaxed);
+/// Authenticates one client (bounded by `auth_timeout` and by the bus
+/// shutting down), then serves it. `permit` is its incomplete-connection slot,
+/// given back when authentication ends.
+async fn authenticate_and_serve(
+    shared: Arc<Shared>,
+    t: BoxTransport,
+    nonce: Option<[u8; 16]>,
+    permit: OwnedSemaphorePermit,
+) {
+    let mut down = shared.shutdown.subscribe();
+    let r = tokio::select! {
+        r = fastbus_transport::server_handshake(t, Arc::clone(&shared.auth), nonce) => r,
+        _ = down.wait_for(|d| *d) => return,
+    };
+    drop(permit);
     after_auth(shared, r).await;
 }
 
@@ -486,6 +543,109 @@ fn deliver(deliveries: Vec<Delivery>) {
     }
 }
 
+/// The most messages one reader routes before it writes what they produced.
+const MAX_BATCH: usize = 64;
+
+/// The outboxes that got messages during one batch, each once, to flush at its end.
+#[derive(Debug, Default)]
+struct Touched {
+    list: Vec<Arc<Outbox>>,
+    /// Addresses of `list`'s outboxes, once it is too long to scan (a big broadcast).
+    seen: HashSet<usize>,
+}
+
+impl Touched {
+    fn add(&mut self, o: &Arc<Outbox>) {
+        const SCAN: usize = 16;
+        if self.list.len() < SCAN {
+            if self.list.iter().any(|x| Arc::ptr_eq(x, o)) {
+                return;
+            }
+        } else {
+            if self.seen.is_empty() {
+                self.seen
+                    .extend(self.list.iter().map(|x| Arc::as_ptr(x) as usize));
+            }
+            // The list holds every outbox it names, so no address is reused meanwhile.
+            if !self.seen.insert(Arc::as_ptr(o) as usize) {
+                return;
+            }
+        }
+        self.list.push(Arc::clone(o));
+    }
+
+    fn flush(&mut self) {
+        for o in self.list.drain(..) {
+            if o.flush() == Push::Overflow {
+                tracing::warn!(
+                    "disconnecting a slow reader: {}",
+                    o.reason().unwrap_or_default()
+                );
+            }
+        }
+        self.seen.clear();
+    }
+}
+
+/// Routes `first`, then every further message `reader` already holds (at most
+/// [`MAX_BATCH`], never waiting for more), queueing what they produce; then
+/// writes each receiver's share in one go, so a burst costs one write per
+/// receiver instead of one per message and receiver. Returns why the
+/// connection must close, if it must (empty: the peer closed it).
+fn route_batch(
+    shared: &Shared,
+    id: crate::state::ConnId,
+    reader: &mut FramedReader,
+    first: fastbus_transport::Result<Option<fastbus_wire::Message>>,
+    touched: &mut Touched,
+) -> Option<String> {
+    let max_size = shared.limits.max_message_size;
+    // Polling with a no-op waker only looks at what is buffered or readable now;
+    // the next `next_message().await` registers the task's waker again.
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut next = first;
+    let mut routed = 0;
+    let end = loop {
+        let msg = match next {
+            Ok(Some(m)) => m,
+            Ok(None) => break Some(String::new()),
+            Err(e) => break Some(format!("protocol error: {e}")),
+        };
+        if msg.body_bytes().len() > max_size {
+            break Some(format!(
+                "sent a message of more than {max_size} bytes (max_message_size)"
+            ));
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            log_message(shared, id, &msg);
+        }
+        let out = shared.state().handle(id, msg);
+        for d in out.deliveries {
+            match d.to.queue(&d.bytes, d.fds) {
+                Push::Queued => touched.add(&d.to),
+                Push::Overflow => tracing::warn!(
+                    "disconnecting a slow reader: {}",
+                    d.to.reason().unwrap_or_default()
+                ),
+                Push::Dead => {}
+            }
+        }
+        if let Some(r) = out.disconnect {
+            break Some(r);
+        }
+        routed += 1;
+        if routed == MAX_BATCH {
+            break None;
+        }
+        match reader.poll_next_message(&mut cx) {
+            Poll::Ready(r) => next = r,
+            Poll::Pending => break None,
+        }
+    };
+    touched.flush();
+    end
+}
+
 /// Serves one authenticated connection until it closes or breaks the protocol.
 async fn serve(
     shared: Arc<Shared>,
@@ -494,38 +654,27 @@ async fn serve(
     creds: Option<Credentials>,
     unix_fd: bool,
 ) {
-    if shared.closed.load(Ordering::Relaxed) {
-        return;
-    }
     let outbox = Outbox::new(writer, shared.limits.max_outgoing_bytes);
-    let id = shared.state().add_conn(Arc::clone(&outbox), creds, unix_fd);
+    let id = {
+        let mut st = shared.state();
+        // Checked under the lock that shutdown takes to collect the connections.
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        st.add_conn(Arc::clone(&outbox), creds, unix_fd)
+    };
     let writer_task = tokio::spawn(Arc::clone(&outbox).run_writer());
-    let max_size = shared.limits.max_message_size;
+    let mut touched = Touched::default();
     let reason: String = loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
             () = outbox.kill.notified() => {
                 break outbox.reason().unwrap_or_else(|| "closed by the bus".into());
             }
-            r = reader.next_message() => match r {
-                Ok(Some(msg)) => {
-                    if msg.body_bytes().len() > max_size {
-                        break format!(
-                            "sent a message of more than {max_size} bytes (max_message_size)"
-                        );
-                    }
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        log_message(&shared, id, &msg);
-                    }
-                    let out = shared.state().handle(id, msg);
-                    deliver(out.deliveries);
-                    if let Some(r) = out.disconnect {
-                        break r;
-                    }
-                }
-                Ok(None) => break String::new(),
-                Err(e) => break format!("protocol error: {e}"),
-            }
+            r = reader.next_message() => r,
+        };
+        if let Some(r) = route_batch(&shared, id, &mut reader, first, &mut touched) {
+            break r;
         }
     };
     let (name, out) = {

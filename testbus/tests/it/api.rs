@@ -4,17 +4,11 @@ use fastbus_testbus::{Limits, TestBus};
 use fastbus_transport::{ClientOptions, Credentials, client_handshake};
 use fastbus_wire::{Endian, Message};
 
-use crate::harness::{Client, error_name, member_is};
+use crate::harness::{Client, error_name, member_is, pipe, within};
 
-async fn framed_client(bus: &TestBus) -> Client {
+pub(crate) async fn framed_client(bus: &TestBus) -> Client {
     let (r, w) = bus.connect_framed().expect("framed");
-    let mut c = Client {
-        r,
-        w,
-        serial: 0,
-        name: String::new(),
-        queue: Default::default(),
-    };
+    let mut c = Client::over(r, w);
     c.hello().await;
     c
 }
@@ -25,25 +19,35 @@ async fn memory_and_socket_clients_talk_to_each_other() {
     let mut mem = framed_client(&bus).await;
     let mut sock = Client::connect(&bus.address().expect("address")).await;
     let t = bus.connect_memory().expect("memory");
-    let auth = client_handshake(t, &ClientOptions::default(), None, None)
-        .await
-        .expect("EXTERNAL over memory");
-    let mut authed = Client {
-        r: auth.reader,
-        w: auth.writer,
-        serial: 0,
-        name: String::new(),
-        queue: Default::default(),
-    };
+    let auth = within(
+        "EXTERNAL over memory",
+        client_handshake(t, &ClientOptions::default(), None, None),
+    )
+    .await
+    .expect("EXTERNAL over memory");
+    let mut authed = Client::over(auth.reader, auth.writer);
     authed.hello().await;
     mem.send(Message::signal("/a", "org.example.T", "Hi").destination(sock.name.as_str()))
         .await;
     let got = sock.recv_where(|m| member_is(m, "Hi")).await;
     assert_eq!(got.sender().map(|s| s.to_string()), Some(mem.name.clone()));
-    let r = authed
-        .call(Message::method_call("/x", "Echo").destination(mem.name.as_str()))
+    // A call from the authenticated in-memory client to the framed one, answered.
+    let s = authed
+        .send(
+            Message::method_call("/x", "Echo")
+                .destination(mem.name.as_str())
+                .body(&("ping",)),
+        )
         .await;
-    let _ = r;
+    let call = mem.recv_where(|m| member_is(m, "Echo")).await;
+    assert_eq!(
+        call.sender().map(|s| s.to_string()),
+        Some(authed.name.clone())
+    );
+    let arg: String = call.body::<&str>().expect("s").to_owned();
+    mem.send(Message::method_return(&call).body(&(arg,))).await;
+    let r = authed.recv_where(|m| m.reply_serial() == Some(s)).await;
+    assert_eq!(r.body::<&str>().ok(), Some("ping"));
     let names = bus.unique_names();
     assert!(
         names.contains(&mem.name) && names.contains(&sock.name) && names.contains(&authed.name)
@@ -96,9 +100,30 @@ async fn refused_connections_never_get_a_name() {
     let bus = TestBus::start().await.expect("start");
     bus.refuse_new_connections(true);
     let (mut r, _w) = bus.connect_framed().expect("framed");
-    assert!(r.next_message().await.map(|m| m.is_none()).unwrap_or(true));
+    let got = within("a refused in-memory client sees the end", r.next_message()).await;
+    assert!(matches!(got, Ok(None) | Err(_)), "{got:?}");
+    let t = bus.connect_memory().expect("memory");
+    let auth = within(
+        "a refused in-memory client fails to authenticate",
+        client_handshake(t, &ClientOptions::default(), None, None),
+    )
+    .await;
+    assert!(auth.is_err());
+    let addr = bus.address().expect("address");
+    let addrs = fastbus_transport::address::parse_list(&addr).expect("address");
+    let sock = within(
+        "a refused socket client is closed",
+        fastbus_transport::connect(&addrs, &ClientOptions::default(), None),
+    )
+    .await;
+    assert!(sock.is_err());
+    assert!(bus.unique_names().is_empty());
     bus.refuse_new_connections(false);
-    let _ok = framed_client(&bus).await;
+    let ok = framed_client(&bus).await;
+    assert_eq!(
+        bus.unique_names().as_slice(),
+        std::slice::from_ref(&ok.name)
+    );
 }
 
 #[tokio::test]
@@ -143,8 +168,7 @@ async fn garbage_bytes_disconnect_only_their_sender() {
         &[0u8; 32][..],
     ] {
         let mut bad = Client::connect(&addr).await;
-        bad.w.queue_bytes(garbage, Vec::new()).expect("queue");
-        bad.w.flush().await.expect("flush");
+        bad.send_bytes(garbage, Vec::new()).await;
         bad.expect_closed().await;
         assert_eq!(good.bus_error("GetId", &()).await, "");
     }
@@ -176,7 +200,7 @@ async fn fds_are_relayed_between_unix_clients_that_negotiated_them() {
     let addr = bus.address().expect("address");
     let mut a = Client::connect(&addr).await;
     let mut b = Client::connect(&addr).await;
-    let (mut rd, mut wr) = std::io::pipe().expect("pipe");
+    let (mut rd, mut wr) = pipe();
     wr.write_all(b"through the bus").expect("write");
     drop(wr);
     let fd: std::os::fd::OwnedFd = rd.try_clone().expect("dup").into();
@@ -234,14 +258,13 @@ async fn a_client_that_never_authenticates_is_dropped() {
         .and_then(|p| p.split(',').next())
         .expect("path")
         .to_owned();
-    let mut s = tokio::net::UnixStream::connect(path)
+    let mut s = within("connecting", tokio::net::UnixStream::connect(path))
         .await
         .expect("connect");
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut buf))
+    let n = within("the bus closes a silent connection", s.read(&mut buf))
         .await
-        .expect("closed in time")
         .unwrap_or(0);
     assert_eq!(n, 0, "the bus closes a silent connection");
     let _ok = Client::connect(&addr).await;
@@ -274,13 +297,7 @@ async fn in_memory_credentials_are_what_the_test_says() {
     let (r, w) = bus
         .connect_framed_as(Some(Credentials::from_uid(4242)))
         .expect("framed");
-    let mut c = Client {
-        r,
-        w,
-        serial: 0,
-        name: String::new(),
-        queue: Default::default(),
-    };
+    let mut c = Client::over(r, w);
     c.hello().await;
     let name = c.name.clone();
     let r = c.call_bus("GetConnectionUnixUser", &(name.as_str(),)).await;
@@ -301,4 +318,239 @@ async fn in_memory_credentials_are_what_the_test_says() {
     if fastbus_transport::Credentials::current_process().uid != Some(4242) {
         assert_eq!(error_name(&r), "org.freedesktop.DBus.Error.AccessDenied");
     }
+}
+
+/// CVE-2014-3639: clients beyond `max_incomplete_connections` wait (in the
+/// backlog) instead of being dropped, and get in once a slot frees up.
+#[tokio::test]
+async fn clients_beyond_the_incomplete_limit_wait_for_a_slot() {
+    let mut l = Limits::default();
+    l.max_incomplete_connections = 1;
+    let bus = TestBus::builder().limits(l).start().await.expect("start");
+    let addr = bus.address().expect("address");
+    // Takes the only slot, synchronously, and never authenticates.
+    let silent = bus.connect_memory().expect("memory");
+    let waiting = tokio::spawn(async move { Client::connect(&addr).await });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    // (Split first: an unsplit in-memory transport does not signal its end when dropped.)
+    drop(silent.split());
+    let c = within("the waiting client gets in", waiting)
+        .await
+        .expect("join");
+    assert!(bus.unique_names().contains(&c.name));
+}
+
+/// CVE-2014-3639 as a slow-loris: silent sockets take every slot; the auth
+/// timeout frees them and a real client gets in.
+#[tokio::test]
+async fn silent_sockets_time_out_and_free_their_slots() {
+    let mut l = Limits::default();
+    l.max_incomplete_connections = 2;
+    l.auth_timeout = std::time::Duration::from_millis(100);
+    let bus = TestBus::builder().limits(l).start().await.expect("start");
+    let addr = bus.address().expect("address");
+    let path = addr
+        .split("path=")
+        .nth(1)
+        .and_then(|p| p.split(',').next())
+        .expect("path")
+        .to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(
+            within("connecting", tokio::net::UnixStream::connect(&path))
+                .await
+                .expect("connect"),
+        );
+    }
+    let c = Client::connect(&addr).await;
+    assert!(bus.unique_names().contains(&c.name));
+    drop(silent);
+}
+
+/// Shutdown does not wait for clients that are still authenticating.
+#[tokio::test]
+async fn shutdown_does_not_wait_for_authentication() {
+    let bus = TestBus::start().await.expect("start");
+    let _silent = bus.connect_memory().expect("memory");
+    let addr = bus.address().expect("address");
+    let path = addr
+        .split("path=")
+        .nth(1)
+        .and_then(|p| p.split(',').next())
+        .expect("path")
+        .to_owned();
+    let _sock = within("connecting", tokio::net::UnixStream::connect(&path))
+        .await
+        .expect("connect");
+    within("shutdown", bus.shutdown()).await;
+}
+
+/// Dropping the handle closes every connection too.
+#[tokio::test]
+async fn dropping_the_bus_disconnects_its_clients() {
+    let bus = TestBus::start().await.expect("start");
+    let mut a = framed_client(&bus).await;
+    let mut b = Client::connect(&bus.address().expect("address")).await;
+    drop(bus);
+    a.expect_closed().await;
+    b.expect_closed().await;
+}
+
+/// Bad auth: only that client is disconnected.
+#[tokio::test]
+async fn bad_authentication_disconnects_only_that_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bus = TestBus::start().await.expect("start");
+    let addr = bus.address().expect("address");
+    let mut good = Client::connect(&addr).await;
+    let path = addr
+        .split("path=")
+        .nth(1)
+        .and_then(|p| p.split(',').next())
+        .expect("path")
+        .to_owned();
+    for junk in [
+        &b"\0AUTH EXTERNAL 6e6f7420612075696400\r\nBEGIN\r\n"[..],
+        &b"\0\xff\xfe binary junk\r\n"[..],
+        &b"\0DATA\r\nDATA\r\nDATA\r\nERROR\r\nBEGIN\r\n"[..],
+        &[b'\0'; 1][..],
+    ] {
+        let mut s = within("connecting", tokio::net::UnixStream::connect(&path))
+            .await
+            .expect("connect");
+        let _ = s.write_all(junk).await;
+        let _ = s.write_all(&[b'x'; 20000]).await;
+        let mut buf = vec![0u8; 4096];
+        // The bus answers what it can, then closes.
+        loop {
+            match within("the bus closes a client with bad auth", s.read(&mut buf)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert_eq!(good.bus_error("GetId", &()).await, "");
+    }
+    assert_eq!(bus.unique_names(), vec![good.name.clone()]);
+}
+
+/// A slow reader is disconnected and the reason goes to the log.
+#[test]
+fn the_slow_reader_disconnect_is_logged() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let log = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || log.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let mut l = Limits::default();
+            l.max_outgoing_bytes = 64 * 1024;
+            let bus = TestBus::builder()
+                .memory_only()
+                .limits(l)
+                .start()
+                .await
+                .expect("start");
+            let mut slow = framed_client(&bus).await;
+            slow.add_match("type='signal',member='Flood'").await;
+            let slow_name = slow.name.clone();
+            let mut sender = framed_client(&bus).await;
+            let payload = vec![7u8; 4096];
+            for _ in 0..2000 {
+                sender
+                    .send(
+                        Message::signal("/f", "org.example.T", "Flood")
+                            .body(&(payload.as_slice(),)),
+                    )
+                    .await;
+                if !bus.unique_names().contains(&slow_name) {
+                    break;
+                }
+            }
+            assert!(!bus.unique_names().contains(&slow_name));
+            assert_eq!(sender.bus_error("GetId", &()).await, "");
+            drop(slow);
+        });
+    });
+    let text = String::from_utf8_lossy(&buf.0.lock().expect("log")).into_owned();
+    assert!(
+        text.contains("slow reader") && text.contains("exceeds the limit"),
+        "{text}"
+    );
+}
+
+/// No input makes the bus panic or stop serving others: mutated messages
+/// from one client, a healthy client checks the bus after each.
+#[test]
+fn mutated_messages_never_break_the_bus() {
+    use proptest::prelude::*;
+    let cases = std::env::var("FASTBUS_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let bus = rt
+        .block_on(TestBus::builder().memory_only().start())
+        .expect("start");
+    let good = std::cell::RefCell::new(Some(rt.block_on(framed_client(&bus))));
+    let base = Message::method_call("/org/freedesktop/DBus", "RequestName")
+        .interface("org.freedesktop.DBus")
+        .destination("org.freedesktop.DBus")
+        .serial(2)
+        .body(&("org.example.Fuzz", 4u32))
+        .build()
+        .expect("build")
+        .encode()
+        .expect("encode");
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
+    });
+    let strategy = proptest::collection::vec((0..base.len(), any::<u8>()), 1..8);
+    runner
+        .run(&strategy, |edits| {
+            rt.block_on(async {
+                let (r, w) = bus.connect_framed().expect("framed");
+                let mut c = Client::over(r, w);
+                c.hello().await;
+                let mut bytes = base.clone();
+                for (at, b) in &edits {
+                    bytes[*at] = *b;
+                }
+                c.send_bytes(&bytes, Vec::new()).await;
+                // Whatever the bus made of it, it still answers everyone.
+                let mut g = good.take().expect("the healthy client");
+                assert_eq!(g.bus_error("GetId", &()).await, "");
+                good.replace(Some(g));
+                drop(c);
+            });
+            Ok(())
+        })
+        .expect("no input breaks the bus");
 }

@@ -3,11 +3,88 @@
 //! python-dbusmock start their daemon. Each skips with a message when its
 //! tool is not installed.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fastbus-testbus");
+use crate::harness::{WAIT, pipe};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_fastbus-testbus");
+
+/// Reads one line from `r` on a thread; panics after [`WAIT`].
+pub(crate) fn read_line_within(r: impl Read + Send + 'static, what: &str) -> String {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(r).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(WAIT) {
+        Ok(l) => l,
+        Err(_) => panic!("timed out after {WAIT:?}: {what}"),
+    }
+}
+
+/// Runs `cmd` to completion with stdout and stderr captured; kills it and
+/// panics after [`WAIT`].
+pub(crate) fn run_within(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    };
+    let out = pipe(
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let err = pipe(
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out after {WAIT:?}: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let join = |h: std::thread::JoinHandle<Vec<u8>>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(h.join().unwrap_or_default());
+        });
+        rx.recv_timeout(WAIT).unwrap_or_else(|_| {
+            panic!("{what} exited but its output stays open (a child holds it)")
+        })
+    };
+    Output {
+        status,
+        stdout: join(out),
+        stderr: join(err),
+    }
+}
 
 fn have(tool: &str) -> bool {
     let found = std::env::var_os("PATH")
@@ -35,10 +112,10 @@ impl Bus {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start fastbus-testbus");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("address line");
+        let line = read_line_within(
+            child.stdout.take().expect("stdout"),
+            "fastbus-testbus prints its address",
+        );
         let address = line.trim().to_owned();
         assert!(address.starts_with("unix:path="), "{address}");
         assert!(address.contains(",guid="), "{address}");
@@ -58,7 +135,7 @@ impl Drop for Bus {
 }
 
 fn output(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run tool");
+    let out = run_within(cmd);
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -163,17 +240,17 @@ asyncio.run(main(sys.argv[1]))
 
 #[test]
 fn run_sets_the_address_and_returns_the_status() {
-    let out = Command::new(BIN)
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "case \"$DBUS_SESSION_BUS_ADDRESS\" in unix:path=*) exit 7;; *) exit 1;; esac",
-        ])
-        .status()
-        .expect("run");
-    assert_eq!(out.code(), Some(7));
+    let out = run_within(Command::new(BIN).args([
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "case \"$DBUS_SESSION_BUS_ADDRESS\" in unix:path=*) exit 7;; *) exit 1;; esac",
+    ]));
+    assert_eq!(out.status.code(), Some(7));
+    // A command killed by a signal: 128 + the signal, as a shell reports it.
+    let out = run_within(Command::new(BIN).args(["run", "--", "sh", "-c", "kill -TERM $$"]));
+    assert_eq!(out.status.code(), Some(128 + 15));
     if have("dbus-send") {
         let out = output(Command::new(BIN).args([
             "run",
@@ -207,78 +284,184 @@ fn dbus_run_session_drives_it_as_its_daemon() {
     assert!(out.contains("org.freedesktop.DBus"), "{out}");
 }
 
-/// GTestDBus / python-dbusmock: `--config-file=FILE --print-address=FD`, and `--fork` with `--print-pid`.
-#[test]
-fn started_like_gtestdbus_and_dbusmock() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("session.conf");
+fn session_conf(dir: &Path, listen: &str) -> std::path::PathBuf {
+    let conf = dir.join("session.conf");
     std::fs::write(
         &conf,
         format!(
-            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n  <type>session</type>\n  <listen>unix:dir={}</listen>\n  <policy context=\"default\">\n    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n    <allow eavesdrop=\"true\"/>\n    <allow own=\"*\"/>\n  </policy>\n  <limit name=\"max_names_per_connection\">10</limit>\n</busconfig>\n",
-            dir.path().display()
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n  <type>session</type>\n  <keep_umask/>\n  <listen>{listen}</listen>\n  <servicedir>{}</servicedir>\n  <policy context=\"default\">\n    <allow send_destination=\"*\" eavesdrop=\"true\"/>\n    <allow eavesdrop=\"true\"/>\n    <allow own=\"*\"/>\n  </policy>\n  <limit name=\"max_names_per_connection\">10</limit>\n</busconfig>\n",
+            dir.display()
         ),
     )
     .expect("config");
-    let addr_file = dir.path().join("address");
-    // The address goes to fd 3, as GTestDBus asks with --print-address=FD.
+    conf
+}
+
+fn get_id(address: &str) {
+    if have("dbus-send") {
+        output(Command::new("dbus-send").args([
+            &format!("--bus={address}"),
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.GetId",
+        ]));
+    }
+}
+
+/// Kills a daemon that a test started by pid (the `--fork` ways).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.0.to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// GLib's GTestDBus (`G_TEST_DBUS_DAEMON`): `--config-file=FILE
+/// --print-address=FD` with FD the write end of a pipe, read line by line.
+#[test]
+fn started_like_gtestdbus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = session_conf(dir.path(), &format!("unix:dir={}", dir.path().display()));
+    let (rd, wr) = pipe();
+    // The pipe goes to fd 3 of the daemon, through a shell (std cannot map fds).
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "exec {BIN} --config-file={} --print-address=3 --nofork 3>{}",
-            conf.display(),
-            addr_file.display()
+            "exec {BIN} --config-file={} --print-address=3 3>&1 1>/dev/null",
+            conf.display()
         ))
+        .stdout(Stdio::from(wr))
         .spawn()
         .expect("spawn");
-    let address = loop {
-        let s = std::fs::read_to_string(&addr_file).unwrap_or_default();
-        if s.ends_with('\n') {
-            break s.trim().to_owned();
+    let address = read_line_within(rd, "the address on fd 3")
+        .trim()
+        .to_owned();
+    assert!(address.starts_with("unix:path="), "{address}");
+    get_id(&address);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `dbus-run-session`'s way: `--nofork --print-address FD --session`, and the
+/// address is read until end of file, so the daemon must close FD after it.
+#[test]
+fn print_address_fd_is_closed_after_printing() {
+    for fd in [4, 12] {
+        if fd > 9 && !Path::new("/bin/bash").exists() {
+            eprintln!("SKIPPED: fd {fd}: no /bin/bash to move fds above 9");
+            continue;
         }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut rd, wr) = pipe();
+        let shell = if fd > 9 { "/bin/bash" } else { "sh" };
+        let mut child = Command::new(shell)
+            .arg("-c")
+            .arg(format!(
+                "exec {BIN} --nofork --print-address {fd} --print-pid={fd} --address=unix:dir={} {fd}>&1 1>/dev/null",
+                dir.path().display()
+            ))
+            .stdout(Stdio::from(wr))
+            .spawn()
+            .expect("spawn");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = rd.read_to_string(&mut all);
+            let _ = tx.send(all);
+        });
+        let all = rx
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("fd {fd}: no end of file after the address"));
+        let mut lines = all.lines();
+        let address = lines.next().expect("address").to_owned();
+        let pid: u32 = lines.next().expect("pid").parse().expect("pid number");
+        assert_eq!(pid, child.id(), "the pid is the daemon's own");
+        assert!(address.starts_with("unix:path="), "{address}");
+        get_id(&address);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// python-dbusmock's `start_dbus`: `--fork --print-address=1 --print-pid=1`
+/// read with `check_output` (stdout until end of file), then SIGTERM by pid.
+#[test]
+fn started_like_dbusmock_start_dbus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = session_conf(dir.path(), &format!("unix:dir={}", dir.path().display()));
+    let out = run_within(Command::new(BIN).args([
+        "--fork",
+        "--print-address=1",
+        "--print-pid=1",
+        &format!("--config-file={}", conf.display()),
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let pid: u32 = lines[1].parse().expect("pid");
+    let _kill = KillOnDrop(pid);
+    assert!(lines[0].starts_with("unix:path="), "{text}");
+    get_id(lines[0]);
+    let st = run_within(Command::new("kill").arg(pid.to_string()));
+    assert!(st.status.success());
+    // Gone: the address no longer answers (bounded wait for the exit).
+    let deadline = Instant::now() + WAIT;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the forked bus ignores SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// python-dbusmock's `PrivateDBus`: `--config-file=FILE` only (no fork, no
+/// print), wait until the socket of `<listen>unix:path=` exists, call
+/// `ReloadConfig`, then SIGTERM.
+#[test]
+fn started_like_dbusmock_private_dbus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("session_bus.socket");
+    let conf = session_conf(dir.path(), &format!("unix:path={}", socket.display()));
+    let mut child = Command::new(BIN)
+        .arg(format!("--config-file={}", conf.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + WAIT;
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the socket never appeared");
         if let Ok(Some(st)) = child.try_wait() {
             panic!("exited early: {st}");
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let address = format!("unix:path={}", socket.display());
+    if have("dbus-send") {
+        output(Command::new("dbus-send").args([
+            &format!("--bus={address}"),
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.ReloadConfig",
+        ]));
+    }
+    let st = run_within(Command::new("kill").arg(child.id().to_string()));
+    assert!(st.status.success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the bus");
+        std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(address.starts_with("unix:path="), "{address}");
-    if have("dbus-send") {
-        output(Command::new("dbus-send").args([
-            &format!("--bus={address}"),
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.GetId",
-        ]));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-
-    // --fork: the command returns once the bus is up, after printing address and pid.
-    let out = Command::new(BIN)
-        .arg(format!("--config-file={}", conf.display()))
-        .args(["--print-address", "--print-pid", "--fork"])
-        .output()
-        .expect("fork");
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut lines = text.lines();
-    let address = lines.next().expect("address").to_owned();
-    let pid: u32 = lines
-        .next()
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid number");
-    assert!(address.starts_with("unix:path="));
-    if have("dbus-send") {
-        output(Command::new("dbus-send").args([
-            &format!("--bus={address}"),
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.GetId",
-        ]));
-    }
-    let _ = Command::new("kill").arg(pid.to_string()).status();
+    assert!(status.success(), "{status}");
 }

@@ -172,8 +172,7 @@ async fn local_path_disconnects(d: Daemon) {
             .position(|w| w == from.as_bytes())
             .expect("field");
         bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
-        c.w.queue_bytes(&bytes, Vec::new()).expect("queue");
-        c.w.flush().await.expect("flush");
+        c.send_bytes(&bytes, Vec::new()).await;
         c.expect_closed().await;
     }
     assert_eq!(bystander.bus_error("GetId", &()).await, "");
@@ -945,3 +944,123 @@ async fn monitor(d: Daemon) {
     assert_eq!(a.bus_error("GetId", &()).await, "");
 }
 both!(become_monitor, monitor);
+
+// Issue 6 point 2: every driver method answers as dbus-daemon does, including
+// the ones that only give errors on this kind of system.
+async fn every_driver_method(d: Daemon) {
+    let mut a = d.client().await;
+    let props = |m: &str| {
+        Message::method_call("/org/freedesktop/DBus", m)
+            .interface("org.freedesktop.DBus.Properties")
+            .destination(DBUS)
+    };
+    let mut env = std::collections::HashMap::new();
+    env.insert("FASTBUS_TEST", "1");
+    let got = vec![
+        (
+            "UpdateActivationEnvironment",
+            a.bus_error("UpdateActivationEnvironment", &(env,)).await,
+        ),
+        ("ReloadConfig", a.bus_error("ReloadConfig", &()).await),
+        (
+            "SELinux of the bus",
+            a.bus_error("GetConnectionSELinuxSecurityContext", &(DBUS,))
+                .await,
+        ),
+        (
+            "SELinux of a missing name",
+            a.bus_error(
+                "GetConnectionSELinuxSecurityContext",
+                &("org.example.None",),
+            )
+            .await,
+        ),
+        (
+            "audit data of the bus",
+            a.bus_error("GetAdtAuditSessionData", &(DBUS,)).await,
+        ),
+        (
+            "audit data of a missing name",
+            a.bus_error("GetAdtAuditSessionData", &("org.example.None",))
+                .await,
+        ),
+        (
+            "StartServiceByName of the bus",
+            a.bus_error("StartServiceByName", &(DBUS, 0u32)).await,
+        ),
+        (
+            "Get of a missing property",
+            error_name(&a.call(props("Get").body(&(DBUS, "Nope"))).await),
+        ),
+        (
+            "GetAll of a missing interface",
+            error_name(&a.call(props("GetAll").body(&("org.example.Nope",))).await),
+        ),
+        (
+            "GetAll of Monitoring",
+            error_name(
+                &a.call(props("GetAll").body(&("org.freedesktop.DBus.Monitoring",)))
+                    .await,
+            ),
+        ),
+    ];
+    let want = [
+        ("UpdateActivationEnvironment", String::new()),
+        ("ReloadConfig", String::new()),
+        (
+            "SELinux of the bus",
+            format!("{E}SELinuxSecurityContextUnknown"),
+        ),
+        ("SELinux of a missing name", format!("{E}NameHasNoOwner")),
+        ("audit data of the bus", format!("{E}AdtAuditDataUnknown")),
+        ("audit data of a missing name", format!("{E}NameHasNoOwner")),
+        (
+            "StartServiceByName of the bus",
+            format!("{E}ServiceUnknown"),
+        ),
+        ("Get of a missing property", format!("{E}UnknownProperty")),
+        (
+            "GetAll of a missing interface",
+            format!("{E}UnknownInterface"),
+        ),
+        ("GetAll of Monitoring", String::new()),
+    ];
+    let got: Vec<(&str, String)> = got;
+    assert_eq!(got, want);
+    // Without .service files even an owned name is unknown to StartServiceByName.
+    a.call_bus("RequestName", &("org.example.Running", 0u32))
+        .await;
+    assert_eq!(
+        a.bus_error("StartServiceByName", &("org.example.Running", 0u32))
+            .await,
+        format!("{E}ServiceUnknown")
+    );
+    let r = a.call_bus("GetConnectionCredentials", &(DBUS,)).await;
+    let creds: std::collections::HashMap<&str, Value> = r.body().expect("a{sv}");
+    assert!(
+        creds.contains_key("UnixUserID") && creds.contains_key("ProcessID"),
+        "{creds:?}"
+    );
+    let r = a
+        .call(
+            Message::method_call("/", "Introspect")
+                .interface("org.freedesktop.DBus.Introspectable")
+                .destination(DBUS),
+        )
+        .await;
+    let xml: &str = r.body().expect("s");
+    assert!(
+        xml.contains("<node name=\"org/freedesktop/DBus\"/>"),
+        "{xml}"
+    );
+    // The unknown methods of the other interfaces.
+    let r = a
+        .call(
+            Message::method_call("/org/freedesktop/DBus", "Nope")
+                .interface("org.freedesktop.DBus.Peer")
+                .destination(DBUS),
+        )
+        .await;
+    assert_eq!(error_name(&r), format!("{E}UnknownMethod"));
+}
+both!(every_driver_method_answers, every_driver_method);

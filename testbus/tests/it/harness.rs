@@ -13,7 +13,16 @@ use fastbus_wire::{Encode, Message, MessageBuilder, MessageType};
 use tokio::io::AsyncBufReadExt;
 
 pub(crate) const DBUS_DAEMON: &str = "/usr/bin/dbus-daemon";
-const WAIT: Duration = Duration::from_secs(10);
+/// How long any wait in these tests may take before it fails the test.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// Awaits `f`, or panics with `what` after [`WAIT`], so that no test hangs.
+pub(crate) async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {WAIT:?}: {what}"),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -23,14 +32,24 @@ pub(crate) enum Kind {
 
 /// A running daemon of either kind, stopped when dropped.
 pub(crate) struct Daemon {
-    pub(crate) kind: Kind,
+    kind: Kind,
     pub(crate) address: String,
-    pub(crate) bus: Option<TestBus>,
+    bus: Option<TestBus>,
     child: Option<tokio::process::Child>,
     _dir: tempfile::TempDir,
 }
 
 impl Daemon {
+    /// Which daemon this is.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The in-process bus, when this is testbus.
+    pub(crate) fn testbus(&self) -> Option<&TestBus> {
+        self.bus.as_ref()
+    }
+
     pub(crate) async fn start(kind: Kind) -> Option<Daemon> {
         Self::start_with(kind, &[]).await
     }
@@ -130,13 +149,26 @@ pub(crate) struct Client {
 impl Client {
     /// Connects and authenticates, without Hello.
     pub(crate) async fn connect_raw(address: &str) -> Client {
+        Self::connect_raw_with(address, &ClientOptions::default()).await
+    }
+
+    /// Connects and authenticates with `options`, without Hello.
+    pub(crate) async fn connect_raw_with(address: &str, options: &ClientOptions) -> Client {
         let addrs = parse_list(address).expect("address");
-        let c = fastbus_transport::connect(&addrs, &ClientOptions::default(), None)
-            .await
-            .expect("connect");
+        let c = within(
+            "connecting and authenticating",
+            fastbus_transport::connect(&addrs, options, None),
+        )
+        .await
+        .expect("connect");
+        Client::over(c.reader, c.writer)
+    }
+
+    /// A client over an already authenticated reader and writer (no Hello yet).
+    pub(crate) fn over(r: FramedReader, w: FramedWriter) -> Client {
         Client {
-            r: c.reader,
-            w: c.writer,
+            r,
+            w,
             serial: 0,
             name: String::new(),
             queue: VecDeque::new(),
@@ -171,12 +203,20 @@ impl Client {
     pub(crate) async fn send(&mut self, b: MessageBuilder) -> u32 {
         let s = self.next_serial();
         let m = b.serial(s).build().expect("build");
-        self.w.send(&m).await.expect("send");
+        self.send_msg(&m).await;
         s
     }
 
     pub(crate) async fn send_msg(&mut self, m: &Message) {
-        self.w.send(m).await.expect("send");
+        within("sending a message", self.w.send(m))
+            .await
+            .expect("send");
+    }
+
+    /// Writes raw bytes (queued, then flushed).
+    pub(crate) async fn send_bytes(&mut self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) {
+        self.w.queue_bytes(bytes, fds).expect("queue");
+        within("flushing", self.w.flush()).await.expect("flush");
     }
 
     /// The next message from the wire or the queue.
@@ -314,4 +354,10 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// A pipe (`std::io::pipe` is newer than the MSRV): read end, write end.
+pub(crate) fn pipe() -> (std::fs::File, std::fs::File) {
+    let (r, w) = rustix::pipe::pipe().expect("pipe");
+    (std::fs::File::from(r), std::fs::File::from(w))
 }
