@@ -13,7 +13,7 @@ use std::hash::{BuildHasher, Hash};
 use bytes::BytesMut;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::names::{ObjectPath, check_object_path};
+use crate::names::ObjectPath;
 use crate::signature::{ConstSignature, MAX_TOTAL_DEPTH, Signature, Type, check_single_type};
 
 /// The largest array the specification allows, in bytes of element data (64 MiB).
@@ -71,6 +71,11 @@ impl Encoder {
     /// An encoder writing a fresh buffer in the given byte order.
     pub fn new(endian: Endian) -> Self {
         Self::append_to(BytesMut::new(), endian)
+    }
+
+    /// An encoder writing a fresh buffer with room for `capacity` bytes before it grows.
+    pub fn with_capacity(endian: Endian, capacity: usize) -> Self {
+        Self::append_to(BytesMut::with_capacity(capacity), endian)
     }
 
     /// An encoder that appends to `buf`; the message starts at its current end (which must be
@@ -155,7 +160,7 @@ impl Encoder {
     /// When `s` contains a NUL byte, which D-Bus strings cannot carry.
     #[inline]
     pub fn put_str(&mut self, s: &str) -> Result<()> {
-        if s.as_bytes().contains(&0) {
+        if nul_position(s.as_bytes()).is_some() {
             return Err(Error::new(ErrorKind::StringContainsNul).detail("string to encode"));
         }
         let len = u32::try_from(s.len()).map_err(|_| Error::new(ErrorKind::MessageTooLong))?;
@@ -327,6 +332,18 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// The next `n` bytes, without moving past them.
+    #[inline]
+    pub(crate) fn peek(&self, n: usize) -> Option<&'a [u8]> {
+        self.buf.get(self.pos..self.pos.checked_add(n)?)
+    }
+
+    /// Move past `n` bytes returned by [`Decoder::peek`].
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
+    }
+
     /// Take `n` bytes with no alignment.
     #[inline]
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -415,11 +432,49 @@ impl<'a> Decoder<'a> {
         let start = self.pos - 1 - bytes.len();
         let s = std::str::from_utf8(bytes)
             .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if bytes.contains(&0) {
-            let i = bytes.iter().position(|&b| b == 0).unwrap_or_default();
+        if let Some(i) = nul_position(bytes) {
             return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
         }
         Ok(s)
+    }
+
+    /// Check a STRING as [`Decoder::str`] does, without making a `&str` of it: eight bytes at
+    /// a time while they are ASCII (nearly every string on a bus), the full UTF-8 check for the
+    /// rest.
+    #[inline]
+    pub(crate) fn skip_str(&mut self) -> Result<()> {
+        let bytes = self.string_bytes()?;
+        if is_ascii_without_nul(bytes) {
+            return Ok(());
+        }
+        let start = self.pos - 1 - bytes.len();
+        std::str::from_utf8(bytes)
+            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
+        match nul_position(bytes) {
+            Some(i) => Err(self.error_at(ErrorKind::StringContainsNul, start + i)),
+            None => Ok(()),
+        }
+    }
+
+    /// Check an OBJECT_PATH as [`Decoder::object_path`] does, without making a value of it.
+    #[inline]
+    pub(crate) fn skip_object_path(&mut self) -> Result<()> {
+        self.path_bytes().map(drop)
+    }
+
+    /// The bytes of an OBJECT_PATH, checked against its grammar (which admits only ASCII).
+    #[inline]
+    fn path_bytes(&mut self) -> Result<&'a [u8]> {
+        self.align(4)?;
+        let at = self.pos;
+        let bytes = self.string_bytes()?;
+        if let Err(e) = crate::names::object_path_bytes(bytes) {
+            // Only on failure: say "not UTF-8" (or "NUL") when that is the deeper problem.
+            self.pos = at;
+            self.str()?;
+            return Err(e.relative_to(at).shifted(self.base));
+        }
+        Ok(bytes)
     }
 
     /// Read the bytes of a STRING or OBJECT_PATH (length, bytes, NUL) without checking their
@@ -443,10 +498,9 @@ impl<'a> Decoder<'a> {
 
     /// Read an OBJECT_PATH, checking its grammar.
     pub fn object_path(&mut self) -> Result<ObjectPath<'a>> {
-        self.align(4)?;
-        let at = self.pos;
-        let s = self.str()?;
-        check_object_path(s).map_err(|e| e.relative_to(at).shifted(self.base))?;
+        let bytes = self.path_bytes()?;
+        // The grammar admits only ASCII, so this cannot fail.
+        let s = std::str::from_utf8(bytes).map_err(|_| self.error(ErrorKind::BadUtf8))?;
         Ok(ObjectPath::from_checked(s))
     }
 
@@ -596,6 +650,52 @@ impl<'a> Decoder<'a> {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether some byte of `w` is zero (exact: no false positives when no byte is zero).
+#[inline]
+fn has_zero_byte(w: u64) -> bool {
+    w.wrapping_sub(ONES) & !w & HIGHS != 0
+}
+
+/// Whether every byte of `b` is ASCII and none is NUL: eight bytes per step.
+#[inline]
+pub(crate) fn is_ascii_without_nul(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    for c in chunks.by_ref() {
+        let Ok(a) = <[u8; 8]>::try_from(c) else {
+            return false;
+        };
+        let w = u64::from_le_bytes(a);
+        if w & HIGHS != 0 || has_zero_byte(w) {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&c| c != 0 && c < 0x80)
+}
+
+/// The index of the first NUL byte of `b`, if any: eight bytes per step.
+#[inline]
+pub(crate) fn nul_position(b: &[u8]) -> Option<usize> {
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in chunks.by_ref() {
+        let Ok(a) = <[u8; 8]>::try_from(c) else {
+            break;
+        };
+        if has_zero_byte(u64::from_le_bytes(a)) {
+            return c.iter().position(|&x| x == 0).map(|i| at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x == 0)
+        .map(|i| at + i)
+}
+
 /// A Rust value that can be written as its D-Bus type.
 pub trait Encode: Type {
     /// Write `self`, aligned, into `enc`.
@@ -612,8 +712,21 @@ pub trait Encode: Type {
     where
         Self: Sized,
     {
+        // At least a byte per element; `size_of` is exact for structs of numbers.
+        let hint = items
+            .len()
+            .saturating_mul(std::mem::size_of::<Self>().max(1));
+        enc.buf.reserve(hint.min(MAX_ARRAY_LEN));
         items.iter().try_for_each(|x| x.encode(enc))
     }
+}
+
+/// How many elements to reserve room for when an array of `len` bytes is decoded whose
+/// elements take at least `min_size` bytes each: at most 4096, so a hostile length cannot make
+/// us reserve more than the elements it really holds would need, times a small factor.
+#[inline]
+pub(crate) fn capacity_hint(len: usize, min_size: usize) -> usize {
+    (len / min_size.max(1)).min(4096)
 }
 
 /// A Rust value that can be read from its D-Bus type, possibly borrowing from the bytes.
@@ -629,7 +742,9 @@ pub trait Decode<'a>: Type + Sized {
     #[doc(hidden)]
     fn decode_elements(dec: &mut Decoder<'a>) -> Result<Vec<Self>> {
         let end = dec.array_start(Self::ALIGNMENT)?;
-        let mut v = Vec::new();
+        // Every element takes at least its alignment in bytes (but the last), so this is an
+        // upper bound of the count; capped, so a hostile length cannot reserve much.
+        let mut v = Vec::with_capacity(capacity_hint(end - dec.pos(), Self::ALIGNMENT));
         dec.array_elements(end, |d, _| {
             v.push(Self::decode(d)?);
             Ok(())
@@ -644,7 +759,7 @@ trait Pod: bytemuck::Pod + Default {
 }
 
 macro_rules! number {
-    ($t:ty, $code:literal, $put:ident, $get:ident, $via:ty) => {
+    ($t:ty, $code:literal, $put:ident, $get:ident, $via:ty, $elements:path) => {
         impl Type for $t {
             const SIGNATURE: ConstSignature = ConstSignature::new($code);
             const ALIGNMENT: usize = std::mem::size_of::<$t>();
@@ -665,7 +780,7 @@ macro_rules! number {
                 Ok(<$t>::from_ne_bytes(dec.$get()?.to_ne_bytes()))
             }
             fn decode_elements(dec: &mut Decoder<'a>) -> Result<Vec<Self>> {
-                decode_pod(dec)
+                $elements(dec)
             }
         }
         impl Pod for $t {
@@ -680,14 +795,19 @@ macro_rules! number {
     };
 }
 
-number!(u8, "y", put_u8, u8, u8);
-number!(i16, "n", put_u16, u16, u16);
-number!(u16, "q", put_u16, u16, u16);
-number!(i32, "i", put_u32, u32, u32);
-number!(u32, "u", put_u32, u32, u32);
-number!(i64, "x", put_u64, u64, u64);
-number!(u64, "t", put_u64, u64, u64);
-number!(f64, "d", put_u64, u64, u64);
+number!(u8, "y", put_u8, u8, u8, decode_bytes);
+number!(i16, "n", put_u16, u16, u16, decode_pod);
+number!(u16, "q", put_u16, u16, u16, decode_pod);
+number!(i32, "i", put_u32, u32, u32, decode_pod);
+number!(u32, "u", put_u32, u32, u32, decode_pod);
+number!(i64, "x", put_u64, u64, u64, decode_pod);
+number!(u64, "t", put_u64, u64, u64, decode_pod);
+number!(f64, "d", put_u64, u64, u64, decode_pod);
+
+/// `ay` as an owned `Vec<u8>`: one allocation and one `memcpy`.
+fn decode_bytes(dec: &mut Decoder<'_>) -> Result<Vec<u8>> {
+    Ok(dec.fixed_array(1)?.to_vec())
+}
 
 fn native(enc_big: bool) -> bool {
     enc_big == (Endian::NATIVE == Endian::Big)
@@ -897,20 +1017,25 @@ fn encode_dict<'x, K: Encode + 'x, V: Encode + 'x>(
     })
 }
 
-fn decode_dict<'a, K: Decode<'a>, V: Decode<'a>>(
+/// Read a dict into the map `make(capacity hint)` returns, with `insert` for each entry.
+fn decode_dict<'a, K: Decode<'a>, V: Decode<'a>, M>(
     dec: &mut Decoder<'a>,
-    mut insert: impl FnMut(K, V),
-) -> Result<()> {
+    make: impl FnOnce(usize) -> M,
+    mut insert: impl FnMut(&mut M, K, V),
+) -> Result<M> {
     let end = dec.array_start(8)?;
+    // Entries are 8-aligned and rarely under 16 bytes (`a{sv}`: key, signature, value).
+    let mut map = make(capacity_hint(end - dec.pos(), 16).min(256));
     dec.array_elements(end, |d, _| {
         d.align(8)?;
         d.enter()?;
         let k = K::decode(d).map_err(|e| e.within("dict key"))?;
         let v = V::decode(d).map_err(|e| e.within("dict value"))?;
         d.leave();
-        insert(k, v);
+        insert(&mut map, k, v);
         Ok(())
-    })
+    })?;
+    Ok(map)
 }
 
 impl<K: Type, V: Type, S> Type for HashMap<K, V, S> {
@@ -927,11 +1052,13 @@ impl<'a, K: Decode<'a> + Eq + Hash, V: Decode<'a>, S: BuildHasher + Default> Dec
     for HashMap<K, V, S>
 {
     fn decode(dec: &mut Decoder<'a>) -> Result<Self> {
-        let mut m = HashMap::with_hasher(S::default());
-        decode_dict(dec, |k, v| {
-            m.insert(k, v);
-        })?;
-        Ok(m)
+        decode_dict(
+            dec,
+            |n| HashMap::with_capacity_and_hasher(n, S::default()),
+            |m, k, v| {
+                m.insert(k, v);
+            },
+        )
     }
 }
 impl<K: Type, V: Type> Type for BTreeMap<K, V> {
@@ -946,11 +1073,13 @@ impl<K: Encode, V: Encode> Encode for BTreeMap<K, V> {
 /// Duplicate keys: the last value wins.
 impl<'a, K: Decode<'a> + Ord, V: Decode<'a>> Decode<'a> for BTreeMap<K, V> {
     fn decode(dec: &mut Decoder<'a>) -> Result<Self> {
-        let mut m = BTreeMap::new();
-        decode_dict(dec, |k, v| {
-            m.insert(k, v);
-        })?;
-        Ok(m)
+        decode_dict(
+            dec,
+            |_| BTreeMap::new(),
+            |m, k, v| {
+                m.insert(k, v);
+            },
+        )
     }
 }
 
@@ -1125,6 +1254,39 @@ mod tests {
         assert_eq!((s, b), ("hello", &[1u8, 2, 3][..]));
         let range = bytes.as_ptr_range();
         assert!(range.contains(&s.as_ptr()) && range.contains(&b.as_ptr()));
+    }
+
+    #[test]
+    fn word_at_a_time_text_checks_agree_with_byte_by_byte_ones() {
+        let samples: [&[u8]; 10] = [
+            b"",
+            b"a",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"\0abcdefghijklmnop",
+            b"abcdefghijklm\0op",
+            "abcdefghé".as_bytes(),
+            b"abc\x80defgh",
+            b"\x7f\x01abcdefgh",
+        ];
+        for b in samples {
+            let naive_nul = b.iter().position(|&c| c == 0);
+            assert_eq!(nul_position(b), naive_nul, "{b:?}");
+            let naive_ascii = b.iter().all(|&c| c != 0 && c < 0x80);
+            assert_eq!(is_ascii_without_nul(b), naive_ascii, "{b:?}");
+        }
+        // Every position of a NUL in strings of every length up to 40.
+        for len in 0..40 {
+            for at in 0..len {
+                let mut v = vec![b'x'; len];
+                v[at] = 0;
+                assert_eq!(nul_position(&v), Some(at));
+                assert!(!is_ascii_without_nul(&v));
+                v[at] = 0xc3;
+                assert!(!is_ascii_without_nul(&v));
+            }
+        }
     }
 
     #[test]

@@ -402,7 +402,14 @@ impl Message {
             if code.0 == 0 {
                 return Err(Error::at(ErrorKind::HeaderFieldCode, at));
             }
-            let sig = d.variant_signature()?;
+            // The common case: the variant holds the field's expected type (length 1, code, NUL).
+            let sig = match (code.expected_type(), d.peek(3)) {
+                (Some(t), Some(&[1, c, 0])) if c == t => {
+                    d.skip(3);
+                    &raw[at + 2..at + 3]
+                }
+                _ => d.variant_signature()?,
+            };
             let Some(expected) = code.expected_type() else {
                 let v = decode_value(d, sig, &mut 0)
                     .map_err(|e| e.within(format_args!("unknown header field {}", code.0)))?;
@@ -536,6 +543,16 @@ impl Message {
             return Err(Error::new(ErrorKind::MissingSerial));
         }
         let origin = out.len();
+        if self.unknown_fields.is_empty() {
+            // The common case: sizes known in advance, one resize, bytes written in place.
+            let len = self.header_len();
+            if len + self.body.len() > MAX_MESSAGE_LEN {
+                return Err(Error::new(ErrorKind::MessageTooLong));
+            }
+            out.resize(origin + len, 0);
+            self.write_known_header(&mut out[origin..]);
+            return Ok(());
+        }
         let mut enc = Encoder::append_to(std::mem::take(out), self.endian);
         let r = self.write_header(&mut enc);
         *out = enc.into_inner();
@@ -546,6 +563,87 @@ impl Message {
             return Err(Error::new(ErrorKind::MessageTooLong));
         }
         r
+    }
+
+    /// The length of the header with its padding, when it has no unknown fields: the fixed
+    /// 16 bytes, then each field 8-aligned: code, variant signature (3 bytes), value.
+    fn header_len(&self) -> usize {
+        let mut pos = FIXED_HEADER_LEN;
+        for code in STRING_FIELDS {
+            if let Some(s) = self.field_bytes(code) {
+                pos = round8(pos) + 4;
+                pos += if code == HeaderField::SIGNATURE {
+                    s.len() + 2
+                } else {
+                    4 + s.len() + 1
+                };
+            }
+        }
+        for v in [self.reply_serial, self.unix_fds] {
+            if v.is_some() {
+                pos = round8(pos) + 8;
+            }
+        }
+        round8(pos)
+    }
+
+    /// Write the header (no unknown fields) into `b`, which is exactly [`Message::header_len`]
+    /// zero bytes (so padding is already written).
+    fn write_known_header(&self, b: &mut [u8]) {
+        let big = self.endian == Endian::Big;
+        let put32 = |b: &mut [u8], at: usize, v: u32| {
+            let w = if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            if let Some(dst) = b.get_mut(at..at + 4) {
+                dst.copy_from_slice(&w);
+            }
+        };
+        let put = |b: &mut [u8], at: usize, s: &[u8]| {
+            if let Some(dst) = b.get_mut(at..at + s.len()) {
+                dst.copy_from_slice(s);
+            }
+        };
+        put(
+            b,
+            0,
+            &[self.endian.marker(), self.msg_type.0, self.flags.0, 1],
+        );
+        // The body fits in 32 bits: the caller checked the message is under 128 MiB.
+        put32(b, 4, self.body.len() as u32);
+        put32(b, 8, self.serial);
+        let mut pos = FIXED_HEADER_LEN;
+        for code in STRING_FIELDS {
+            if let Some(s) = self.field_bytes(code) {
+                pos = round8(pos);
+                let t = code.expected_type().unwrap_or(b's');
+                put(b, pos, &[code.0, 1, t, 0]);
+                pos += 4;
+                if code == HeaderField::SIGNATURE {
+                    put(b, pos, &[s.len() as u8]);
+                    put(b, pos + 1, s);
+                    pos += s.len() + 2;
+                } else {
+                    put32(b, pos, s.len() as u32);
+                    put(b, pos + 4, s);
+                    pos += 4 + s.len() + 1;
+                }
+            }
+        }
+        for (code, v) in [
+            (HeaderField::REPLY_SERIAL, self.reply_serial),
+            (HeaderField::UNIX_FDS, self.unix_fds),
+        ] {
+            if let Some(v) = v {
+                pos = round8(pos);
+                put(b, pos, &[code.0, 1, b'u', 0]);
+                put32(b, pos + 4, v);
+                pos += 8;
+            }
+        }
+        put32(b, 12, (pos - FIXED_HEADER_LEN) as u32);
     }
 
     fn write_header(&self, enc: &mut Encoder) -> Result<()> {
@@ -599,7 +697,12 @@ impl Message {
     /// # Errors
     /// As [`Message::encode_into`].
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = BytesMut::with_capacity(128 + self.body.len());
+        let header = if self.unknown_fields.is_empty() {
+            self.header_len()
+        } else {
+            256
+        };
+        let mut out = BytesMut::with_capacity(header + self.body.len());
         self.encode_into(&mut out)?;
         Ok(out.into())
     }
@@ -751,11 +854,8 @@ impl Message {
     pub fn body<'a, T: Decode<'a>>(&'a self) -> Result<T> {
         let sig = self.signature_bytes();
         let want = T::SIGNATURE.as_bytes();
-        let fits = want == sig
-            || (want.len() >= 2
-                && want[0] == b'('
-                && &want[1..want.len() - 1] == sig
-                && crate::value::type_end(want, 0) == want.len());
+        let one_struct = const { crate::signature::is_one_struct(T::SIGNATURE.as_bytes()) };
+        let fits = want == sig || (one_struct && &want[1..want.len() - 1] == sig);
         if !fits {
             return Err(Error::new(ErrorKind::SignatureMismatch).detail(format!(
                 "the body is {:?}, the requested type is {:?}",
@@ -1038,7 +1138,9 @@ impl MessageBuilder {
     pub fn body<T: Encode + ?Sized>(mut self, args: &T) -> Self {
         let full = T::SIGNATURE.as_bytes();
         let (sig, argument_list) = match full {
-            [b'(', inner @ .., b')'] if crate::value::type_end(full, 0) == full.len() => {
+            [b'(', inner @ .., b')']
+                if const { crate::signature::is_one_struct(T::SIGNATURE.as_bytes()) } =>
+            {
                 (inner, true)
             }
             _ => (full, false),
@@ -1047,7 +1149,8 @@ impl MessageBuilder {
             self.fail(e.within("body signature"));
             return self;
         }
-        let mut enc = Encoder::new(self.msg.endian);
+        // Most bodies are small: one allocation instead of a series of doublings.
+        let mut enc = Encoder::with_capacity(self.msg.endian, 128);
         if argument_list {
             enc = enc.for_argument_list();
         }
@@ -1198,6 +1301,40 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadInterface);
         assert!(e.to_string().contains("INTERFACE field"), "{e}");
+    }
+
+    #[test]
+    fn header_written_in_place_equals_the_encoder_path() {
+        let mut msgs = vec![call()];
+        let mut c = call();
+        c.set_sender(Some(&BusName::new(":1.5").unwrap()));
+        msgs.push(
+            Message::method_return(&c)
+                .serial(9)
+                .unix_fds(2)
+                .build()
+                .unwrap(),
+        );
+        msgs.push(Message::error(&c, "a.b.C", "x").serial(10).build().unwrap());
+        msgs.push(Message::signal("/", "a.b", "S").serial(11).build().unwrap());
+        msgs.push(
+            Message::builder(MessageType(77))
+                .serial(12)
+                .build()
+                .unwrap(),
+        );
+        for endian in [Endian::Little, Endian::Big] {
+            for m in &msgs {
+                let mut m = m.clone();
+                m.endian = endian;
+                let mut fast = BytesMut::new();
+                m.encode_header_into(&mut fast).unwrap();
+                assert_eq!(fast.len(), m.header_len());
+                let mut enc = Encoder::new(endian);
+                m.write_header(&mut enc).unwrap();
+                assert_eq!(&fast[..], &enc.into_inner()[..], "{m:?}");
+            }
+        }
     }
 
     #[test]

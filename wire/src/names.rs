@@ -20,14 +20,50 @@ fn fail(kind: ErrorKind, s: &[u8], rule: &'static str) -> Error {
     Error::new(kind).detail(format!("{}: {rule}", shown_bytes(s)))
 }
 
-fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+/// Byte classes for the name grammars, one table lookup per byte.
+const NAME: u8 = 1; // [A-Za-z0-9_]
+const DIGIT: u8 = 2; // [0-9] (also NAME)
+const HYPHEN: u8 = 4; // '-'
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            t[b] = NAME;
+        } else if c.is_ascii_digit() {
+            t[b] = NAME | DIGIT;
+        } else if c == b'-' {
+            t[b] = HYPHEN;
+        }
+        b += 1;
+    }
+    t
+}
+
+static CLASS: [u8; 256] = classes();
+
+/// The index of the first byte at or after `i` that is not `[A-Za-z0-9_]` (plus `-` when
+/// `also` is [`HYPHEN`]), or `s.len()`.
+#[inline]
+fn name_run(s: &[u8], i: usize, also: u8) -> usize {
+    let accept = NAME | also;
+    let rest = s.get(i..).unwrap_or_default();
+    match rest
+        .iter()
+        .position(|&b| CLASS[usize::from(b)] & accept == 0)
+    {
+        Some(n) => i + n,
+        None => s.len(),
+    }
 }
 
 const EMPTY_ELEMENT: &str = "elements must not be empty (no leading, trailing or double '.')";
 
 /// Check dot-separated elements of `[A-Za-z0-9_]` (plus `-` when `hyphen`), at least two of them;
-/// an element starting with a digit fails with `digit_rule` unless that is `None`. One pass.
+/// an element starting with a digit fails with `digit_rule` unless that is `None`. One pass,
+/// one table lookup per byte.
 fn check_elements(
     s: &[u8],
     body: &[u8],
@@ -35,34 +71,32 @@ fn check_elements(
     hyphen: bool,
     digit_rule: Option<&'static str>,
 ) -> Result<()> {
-    let mut elements = 1;
-    let mut at_start = true;
-    for &b in body {
-        if b == b'.' {
-            if at_start {
-                return Err(fail(kind, s, EMPTY_ELEMENT));
-            }
-            elements += 1;
-            at_start = true;
-            continue;
-        }
-        if !(is_name_char(b) || (hyphen && b == b'-')) {
-            let rule = if hyphen {
-                "elements may only contain [A-Za-z0-9_-]"
-            } else {
-                "elements may only contain [A-Za-z0-9_]"
-            };
-            return Err(fail(kind, s, rule));
-        }
-        if at_start && b.is_ascii_digit() {
+    let also = if hyphen { HYPHEN } else { 0 };
+    let mut elements = 0;
+    let mut i = 0;
+    loop {
+        // `i` starts an element.
+        let Some(&first) = body.get(i) else {
+            return Err(fail(kind, s, EMPTY_ELEMENT));
+        };
+        if CLASS[usize::from(first)] & DIGIT != 0 {
             if let Some(rule) = digit_rule {
                 return Err(fail(kind, s, rule));
             }
         }
-        at_start = false;
-    }
-    if at_start {
-        return Err(fail(kind, s, EMPTY_ELEMENT));
+        let end = name_run(body, i, also);
+        if end == i && first != b'.' {
+            return Err(fail(kind, s, element_chars(hyphen)));
+        }
+        if end == i {
+            return Err(fail(kind, s, EMPTY_ELEMENT));
+        }
+        elements += 1;
+        match body.get(end) {
+            None => break,
+            Some(b'.') => i = end + 1,
+            Some(_) => return Err(fail(kind, s, element_chars(hyphen))),
+        }
     }
     if elements < 2 {
         return Err(fail(
@@ -72,6 +106,14 @@ fn check_elements(
         ));
     }
     Ok(())
+}
+
+fn element_chars(hyphen: bool) -> &'static str {
+    if hyphen {
+        "elements may only contain [A-Za-z0-9_-]"
+    } else {
+        "elements may only contain [A-Za-z0-9_]"
+    }
 }
 
 fn check_length(s: &[u8], kind: ErrorKind) -> Result<()> {
@@ -107,10 +149,10 @@ pub(crate) fn error_name_bytes(s: &[u8]) -> Result<()> {
 pub(crate) fn member_bytes(s: &[u8]) -> Result<()> {
     let kind = ErrorKind::BadMember;
     check_length(s, kind)?;
-    if s[0].is_ascii_digit() {
+    if CLASS[usize::from(s[0])] & DIGIT != 0 {
         return Err(fail(kind, s, "must not start with a digit"));
     }
-    if !s.iter().all(|&b| is_name_char(b)) {
+    if name_run(s, 0, 0) != s.len() {
         return Err(fail(kind, s, "may only contain [A-Za-z0-9_] (no '.')"));
     }
     Ok(())
@@ -124,31 +166,19 @@ pub(crate) fn object_path_bytes(s: &[u8]) -> Result<()> {
     if rest.is_empty() {
         return Ok(());
     }
-    let mut at_start = true;
-    for &b in rest {
-        if b == b'/' {
-            if at_start {
-                return Err(fail(
-                    kind,
-                    s,
-                    "elements must not be empty (no '//' and no trailing '/')",
-                ));
+    let empty = "elements must not be empty (no '//' and no trailing '/')";
+    let mut i = 0;
+    loop {
+        let end = name_run(rest, i, 0);
+        match rest.get(end) {
+            _ if end == i && rest.get(i).is_none_or(|&b| b == b'/') => {
+                return Err(fail(kind, s, empty));
             }
-            at_start = true;
-        } else if is_name_char(b) {
-            at_start = false;
-        } else {
-            return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_]"));
+            None => return Ok(()),
+            Some(b'/') => i = end + 1,
+            Some(_) => return Err(fail(kind, s, "elements may only contain [A-Za-z0-9_]")),
         }
     }
-    if at_start {
-        return Err(fail(
-            kind,
-            s,
-            "elements must not be empty (no '//' and no trailing '/')",
-        ));
-    }
-    Ok(())
 }
 
 fn unique_name_bytes(s: &[u8]) -> Result<()> {
@@ -191,7 +221,7 @@ pub(crate) fn bus_name_lenient_bytes(s: &[u8]) -> Result<()> {
             check_length(s, ErrorKind::BadBusName)?;
             if body
                 .iter()
-                .all(|&b| is_name_char(b) || b == b'-' || b == b'.')
+                .all(|&b| CLASS[usize::from(b)] & (NAME | HYPHEN) != 0 || b == b'.')
             {
                 Ok(())
             } else {

@@ -40,6 +40,33 @@ fn code_error(c: u8, at: usize) -> Error {
     Error::at(kind, at).detail(format!("type code {:?}", c as char))
 }
 
+/// Whether `s` is exactly one struct, `(` ... its matching `)` (evaluated at compile time for
+/// the signatures of `Type` impls, to tell an argument-list tuple from other types).
+pub(crate) const fn is_one_struct(s: &[u8]) -> bool {
+    if s.len() < 2 || s[0] != b'(' {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'(' | b'{' => depth += 1,
+            b')' | b'}' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1 == s.len();
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
 /// Check one single complete type starting at `i`; return the index after it.
 fn check_single(s: &[u8], i: usize, arrays: u32, structs: u32) -> Result<usize> {
     let Some(&c) = s.get(i) else {
@@ -113,6 +140,10 @@ fn check_dict_entry(s: &[u8], i: usize, arrays: u32, structs: u32) -> Result<usi
 pub(crate) fn check_signature_bytes(s: &[u8]) -> Result<()> {
     if s.len() > MAX_SIGNATURE_LEN {
         return Err(Error::new(ErrorKind::SignatureTooLong));
+    }
+    // The common case, basic types and variants only (`s`, `sub`, `ss`): valid as they are.
+    if s.iter().all(|&c| is_basic(c) || c == b'v') {
+        return Ok(());
     }
     let mut i = 0;
     while i < s.len() {
@@ -438,6 +469,23 @@ mod tests {
             kind(&format!("a{{s{too_deep}}}")),
             Some(ErrorKind::ExceededMaximumStructRecursion)
         );
+    }
+
+    #[test]
+    fn one_struct_is_told_from_argument_lists() {
+        for (s, want) in [
+            ("(ii)", true),
+            ("((ii))", true),
+            ("(a{sv}(i))", true),
+            ("(i)(i)", false),
+            ("(i)i", false),
+            ("ii", false),
+            ("", false),
+            ("a(i)", false),
+            ("(", false),
+        ] {
+            assert_eq!(is_one_struct(s.as_bytes()), want, "{s}");
+        }
     }
 
     #[test]

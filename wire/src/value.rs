@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::codec::{Decode, Decoder, Encode, Encoder, Fd};
+use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd, capacity_hint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::ObjectPath;
 use crate::signature::{ConstSignature, Signature, Type};
@@ -240,8 +240,8 @@ pub(crate) fn skip_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Re
         b'i' | b'u' | b'h' => dec.u32().map(drop),
         b'x' | b't' | b'd' => dec.u64().map(drop),
         b'b' => dec.bool().map(drop),
-        b's' => dec.str().map(drop),
-        b'o' => dec.object_path().map(drop),
+        b's' => dec.skip_str(),
+        b'o' => dec.skip_object_path(),
         b'g' => dec.signature().map(drop),
         b'v' => {
             let inner = dec.variant_signature()?;
@@ -297,6 +297,50 @@ fn owned_sig(s: &[u8]) -> Signature<'static> {
     Signature::from_checked(String::from_utf8_lossy(s).into_owned())
 }
 
+/// The values of an array of the fixed-size number type `code` whose elements are `bytes`
+/// (a whole number of them, checked by the caller).
+fn numbers(code: u8, bytes: &[u8], endian: Endian) -> Vec<Value> {
+    fn each<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> Value) -> Vec<Value> {
+        bytes
+            .chunks_exact(N)
+            .filter_map(|c| <[u8; N]>::try_from(c).ok())
+            .map(f)
+            .collect()
+    }
+    let big = endian == Endian::Big;
+    let u16_of = move |b: [u8; 2]| {
+        if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_of = move |b: [u8; 4]| {
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let u64_of = move |b: [u8; 8]| {
+        if big {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        }
+    };
+    match code {
+        b'y' => bytes.iter().map(|&b| Value::Byte(b)).collect(),
+        b'n' => each(bytes, |b| Value::I16(u16_of(b) as i16)),
+        b'q' => each(bytes, |b| Value::U16(u16_of(b))),
+        b'i' => each(bytes, |b| Value::I32(u32_of(b) as i32)),
+        b'u' => each(bytes, |b| Value::U32(u32_of(b))),
+        b'x' => each(bytes, |b| Value::I64(u64_of(b) as i64)),
+        b't' => each(bytes, |b| Value::U64(u64_of(b))),
+        _ => each(bytes, |b| Value::F64(f64::from_bits(u64_of(b)))),
+    }
+}
+
 /// Decode one value of the single complete type at `sig[*i..]`.
 pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Result<Value> {
     let c = sig.get(*i).copied().unwrap_or(0);
@@ -327,7 +371,7 @@ pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> 
             let (key, value) = (&sig[*i + 1..*i + 2], &sig[*i + 2..end - 1]);
             *i = end;
             let stop = dec.array_start(8)?;
-            let mut entries = Vec::new();
+            let mut entries = Vec::with_capacity(capacity_hint(stop - dec.pos(), 16).min(256));
             dec.array_elements(stop, |d, _| {
                 d.align(8)?;
                 d.enter()?;
@@ -362,11 +406,25 @@ pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> 
                         )));
                 }
             }
-            let mut items = Vec::new();
-            dec.array_elements(stop, |d, _| {
-                items.push(decode_value(d, elem, &mut 0)?);
-                Ok(())
-            })?;
+            let items = match elem {
+                [code @ (b'y' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd')] => {
+                    // Fixed-size numbers: read the whole array at once, no per-element walk.
+                    dec.enter()?;
+                    let bytes = dec.take(stop - dec.pos())?;
+                    let items = numbers(*code, bytes, dec.endian());
+                    dec.leave();
+                    items
+                }
+                _ => {
+                    let mut items =
+                        Vec::with_capacity(capacity_hint(stop - dec.pos(), alignment(elem[0])));
+                    dec.array_elements(stop, |d, _| {
+                        items.push(decode_value(d, elem, &mut 0)?);
+                        Ok(())
+                    })?;
+                    items
+                }
+            };
             Value::Array(Array {
                 element_signature: owned_sig(elem),
                 items,

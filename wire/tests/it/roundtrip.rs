@@ -389,9 +389,12 @@ fn mutated_messages_never_panic_and_what_decodes_reencodes() {
             let again = msg
                 .encode()
                 .unwrap_or_else(|e| panic!("case {case}: re-encode: {e}"));
-            let back = Message::decode(Bytes::from(again))
+            let back = Message::decode(Bytes::from(again.clone()))
                 .unwrap_or_else(|e| panic!("case {case}: decode of re-encoded: {e}"));
-            assert_eq!(back, msg, "case {case}");
+            // Compared on the bytes: a NaN double in an unknown header field is not equal to
+            // itself as a value.
+            assert_eq!(back.encode().unwrap(), again, "case {case}");
+            assert_eq!(back.body_bytes(), msg.body_bytes(), "case {case}");
         }
     }
     assert!(
