@@ -427,9 +427,7 @@ impl MessageBus {
         &self,
         handler: impl Fn(&Message) -> HandlerResult + Send + Sync + 'static,
     ) -> HandlerId {
-        let id = self.core().handlers.add(Arc::new(handler));
-        self.core().revoke_leader();
-        id
+        self.core().handlers.add(Arc::new(handler))
     }
 
     /// Removes a handler; says whether it was there.
@@ -530,9 +528,7 @@ impl MessageBus {
     /// [`Error::Wire`] for an invalid path or interface name; [`Error::AlreadyExported`]
     /// when the object already has an interface of that name.
     pub fn export(&self, path: &str, interface: Arc<dyn Interface>) -> Result<()> {
-        self.core().objects.export(path, interface)?;
-        self.core().revoke_leader();
-        Ok(())
+        self.core().objects.export(path, interface)
     }
 
     /// Removes the interface `interface` (or, with `None`, every interface) from `path`.

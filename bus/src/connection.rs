@@ -163,15 +163,8 @@ pub(crate) struct Core {
     write_wake: Notify,
     calls: Mutex<Calls>,
     timer_wake: Notify,
-    /// The socket's reading half; whoever reads (the reader task, or a leading caller) holds
-    /// this lock while it dispatches what arrived. `None` once the connection has ended.
-    read: Mutex<Option<FramedReader>>,
-    /// Who is woken when the socket becomes readable (see [`Lead`]).
-    lead: Arc<Mutex<Lead>>,
-    /// Mirrors `lead.leader.is_some()`, so that calls need not lock `lead` to revoke nobody.
-    leading: AtomicBool,
-    /// The waker every read of the socket registers: a [`ReadWaker`] over `lead`.
-    read_waker: Waker,
+    /// The reader task's waker, for `close` to stop it.
+    reader_waker: Mutex<Option<Waker>>,
     pub(crate) handlers: Handlers,
     pub(crate) subs: Subscriptions,
     pub(crate) objects: Registry,
@@ -189,7 +182,6 @@ impl Core {
     /// A core over an authenticated connection; `first_serial` is the next serial to hand out.
     pub(crate) fn new(writer: FramedWriter, opts: Options, first_serial: u32) -> Arc<Core> {
         let unix_fd = writer.can_send_fds();
-        let lead = Arc::new(Mutex::new(Lead::default()));
         Arc::new(Core {
             serial: AtomicU32::new(first_serial),
             write: Mutex::new(WriteState {
@@ -201,10 +193,7 @@ impl Core {
             write_wake: Notify::new(),
             calls: Mutex::default(),
             timer_wake: Notify::new(),
-            read: Mutex::new(None),
-            lead: Arc::clone(&lead),
-            leading: AtomicBool::new(false),
-            read_waker: Waker::from(Arc::new(ReadWaker { lead })),
+            reader_waker: Mutex::new(None),
             handlers: Handlers::default(),
             subs: Subscriptions::default(),
             objects: Registry::default(),
@@ -221,8 +210,7 @@ impl Core {
     /// Starts the reader, writer and timer tasks.
     pub(crate) fn start(self: &Arc<Self>, reader: FramedReader, guard: &Arc<Guard>) {
         let _ = self.handle.set(Arc::downgrade(guard));
-        *lock(&self.read) = Some(reader);
-        tokio::spawn(read_loop(Arc::clone(self)));
+        tokio::spawn(read_loop(Arc::clone(self), reader));
         tokio::spawn(write_loop(Arc::clone(self)));
         tokio::spawn(timer_loop(Arc::clone(self)));
     }
@@ -356,10 +344,6 @@ impl Core {
             deadline,
         };
         calls.pending.insert(serial, slot);
-        if self.leading.load(Ordering::Acquire) {
-            // A second waiter: reading goes back to the reader task.
-            self.revoke_locked(&calls);
-        }
         let Some(d) = deadline else { return Ok(()) };
         // Stale entries (calls that finished) are dropped lazily; prune them when they
         // outnumber the live ones, so the heap stays as small as the pending map.
@@ -392,9 +376,6 @@ impl Core {
             return Err(Error::Disconnected(r.clone()));
         }
         calls.pending.insert(serial, Slot::Callback(callback));
-        if self.leading.load(Ordering::Acquire) {
-            self.revoke_locked(&calls);
-        }
         Ok(())
     }
 
@@ -421,77 +402,17 @@ impl Core {
         }
     }
 
-    /// Polls for the reply to a registered call. When this call is the only thing waiting
-    /// on a quiet connection, the caller reads the socket itself (see [`Lead`]).
-    ///
-    /// `first` is the first poll, right after the call was sent: the reply cannot be there
-    /// yet, so the caller only takes the lead; it reads when the socket wakes it.
+    /// Polls for the reply to a registered call.
     fn poll_reply(
-        self: &Arc<Self>,
+        &self,
         serial: u32,
         timeout: Duration,
-        first: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Message>> {
         let mut calls = lock(&self.calls);
         if let Some(r) = self.take_reply(&mut calls, serial, timeout) {
-            drop(calls);
-            self.resign(serial);
             return Poll::Ready(r);
         }
-        let lead = calls.pending.len() == 1 && self.quiet();
-        if lead {
-            // Under the calls lock, so that a second call (which revokes) sees us.
-            let mut l = lock(&self.lead);
-            match &l.leader {
-                Some((s, w)) if *s == serial && w.will_wake(cx.waker()) => {}
-                _ => l.leader = Some((serial, cx.waker().clone())),
-            }
-            if !first {
-                l.woken = false;
-            }
-            self.leading.store(true, Ordering::Release);
-        }
-        let read_now = lead && !first;
-        if let Some(Slot::Waiting { waker, .. }) = calls.pending.get_mut(&serial) {
-            if read_now {
-                // We read ourselves: completing the slot need not wake us.
-                *waker = None;
-            } else if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *waker = Some(cx.waker().clone());
-            }
-        }
-        if !read_now {
-            return Poll::Pending;
-        }
-        let reader = match self.read.try_lock() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        };
-        if let Some(mut reader) = reader {
-            drop(calls);
-            let outcome = match reader.as_mut() {
-                Some(r) => self.read_burst(r),
-                None => Burst::End(None),
-            };
-            if let Burst::End(_) = outcome {
-                reader.take();
-            }
-            drop(reader);
-            match outcome {
-                Burst::Drained => {}
-                Burst::Budget => self.wake_reader_task(),
-                Burst::End(reason) => self.close(reason.unwrap_or(DisconnectReason::ByUs)),
-            }
-            calls = lock(&self.calls);
-            if let Some(r) = self.take_reply(&mut calls, serial, timeout) {
-                drop(calls);
-                self.resign(serial);
-                return Poll::Ready(r);
-            }
-        }
-        // Not done: whoever reads from now on wakes us through the slot.
         if let Some(Slot::Waiting { waker, .. }) = calls.pending.get_mut(&serial) {
             if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 *waker = Some(cx.waker().clone());
@@ -500,97 +421,22 @@ impl Core {
         Poll::Pending
     }
 
-    /// Whether nothing but a lone call can be waiting for what arrives: no subscription, no
-    /// message handler, no exported object.
-    fn quiet(&self) -> bool {
-        !self.subs.any() && !self.handlers.any() && self.objects.is_empty()
-    }
-
-    /// A lone call stops reading (it has its reply, timed out, or was dropped).
-    fn resign(&self, serial: u32) {
-        if !self.leading.load(Ordering::Acquire) {
-            return;
-        }
-        let task = {
-            let mut l = lock(&self.lead);
-            if !matches!(&l.leader, Some((s, _)) if *s == serial) {
-                return;
-            }
-            l.leader = None;
-            self.leading.store(false, Ordering::Release);
-            // Woken after its last read: the data is the reader task's now.
-            std::mem::take(&mut l.woken)
-                .then(|| l.task.clone())
-                .flatten()
-        };
-        if let Some(t) = task {
-            t.wake();
-        }
-    }
-
-    /// Hands reading back to the reader task (something else now waits for what arrives).
-    /// Callers hold the calls lock, which orders this against a caller becoming the leader.
-    fn revoke_locked(&self, _calls: &Calls) {
-        let task = {
-            let mut l = lock(&self.lead);
-            if l.leader.take().is_none() {
-                return;
-            }
-            self.leading.store(false, Ordering::Release);
-            std::mem::take(&mut l.woken)
-                .then(|| l.task.clone())
-                .flatten()
-        };
-        if let Some(t) = task {
-            t.wake();
-        }
-    }
-
-    /// As [`Core::revoke_locked`], for a new subscription, handler or exported object.
-    pub(crate) fn revoke_leader(&self) {
-        if self.leading.load(Ordering::Acquire) {
-            let calls = lock(&self.calls);
-            self.revoke_locked(&calls);
-        }
-    }
-
-    fn wake_reader_task(&self) {
-        let t = lock(&self.lead).task.clone();
-        if let Some(t) = t {
-            t.wake();
-        }
-    }
-
     /// Waits for the reply to a call registered with [`Core::register`]; forgets the call if
     /// the future is dropped.
-    pub(crate) async fn wait_reply(
-        self: &Arc<Self>,
-        serial: u32,
-        timeout: Duration,
-    ) -> Result<Message> {
+    pub(crate) async fn wait_reply(&self, serial: u32, timeout: Duration) -> Result<Message> {
         let mut guard = PendingGuard {
             core: self,
             serial,
             armed: true,
         };
-        let mut first = true;
-        let r = std::future::poll_fn(|cx| {
-            let r = self.poll_reply(serial, timeout, first, cx);
-            first = false;
-            r
-        })
-        .await;
+        let r = std::future::poll_fn(|cx| self.poll_reply(serial, timeout, cx)).await;
         guard.armed = false;
         r
     }
 
     /// Sends `msg` (a method call expecting a reply) and waits for the reply message (which
     /// may be an ERROR message) for at most `timeout`.
-    pub(crate) async fn call_raw(
-        self: &Arc<Self>,
-        mut msg: Message,
-        timeout: Duration,
-    ) -> Result<Message> {
+    pub(crate) async fn call_raw(&self, mut msg: Message, timeout: Duration) -> Result<Message> {
         if msg.serial() == 0 {
             msg.set_serial(self.next_serial());
         }
@@ -716,7 +562,9 @@ impl Core {
         lock(&self.write).closing = true;
         self.write_wake.notify_one();
         self.timer_wake.notify_one();
-        self.wake_reader_task();
+        if let Some(w) = lock(&self.reader_waker).take() {
+            w.wake();
+        }
     }
 
     /// Waits until the connection has ended and says how.
@@ -763,14 +611,26 @@ impl Core {
         }
     }
 
-    /// Dispatches every message that has arrived, until the socket has no more (it then
-    /// wakes the [`ReadWaker`] when more arrives), the budget is spent, or the stream ends.
-    fn read_burst(self: &Arc<Self>, reader: &mut FramedReader) -> Burst {
-        let mut cx = Context::from_waker(&self.read_waker);
+    /// The reader: dispatches every message that has arrived, then waits for more. Returns
+    /// how the connection ended (`None`: closed by us, nothing more to do).
+    fn poll_read(
+        self: &Arc<Self>,
+        reader: &mut FramedReader,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<DisconnectReason>> {
+        {
+            let mut w = lock(&self.reader_waker);
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        if !self.is_connected() {
+            return Poll::Ready(None);
+        }
         let mut corked = false;
         let mut n = 0;
         let end = loop {
-            match reader.poll_next_message(&mut cx) {
+            match reader.poll_next_message(cx) {
                 Poll::Ready(Ok(Some(msg))) => {
                     // The first message's reply leaves at once; when more messages follow it
                     // in the same burst, their replies are corked and leave in one write.
@@ -781,117 +641,28 @@ impl Core {
                     self.dispatch(msg);
                     n += 1;
                     if n == READ_BUDGET {
-                        break Burst::Budget;
+                        // Let other tasks run; come back at once.
+                        if corked {
+                            self.uncork();
+                        }
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                 }
-                Poll::Pending => break Burst::Drained,
-                Poll::Ready(Ok(None)) => break Burst::End(Some(DisconnectReason::ByPeer)),
+                Poll::Pending => break None,
+                Poll::Ready(Ok(None)) => break Some(DisconnectReason::ByPeer),
                 Poll::Ready(Err(e)) if message_local(&e) => {}
                 Poll::Ready(Err(e)) => {
-                    break Burst::End(Some(DisconnectReason::Error(Arc::new(Error::Transport(e)))));
+                    break Some(DisconnectReason::Error(Arc::new(Error::Transport(e))));
                 }
             }
         };
         if corked {
             self.uncork();
         }
-        end
-    }
-
-    /// The reader task's poll: reads unless a leading caller is reading right now.
-    fn poll_read_task(self: &Arc<Self>, cx: &mut Context<'_>) -> Poll<()> {
-        {
-            let mut l = lock(&self.lead);
-            if !l.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                l.task = Some(cx.waker().clone());
-            }
-        }
-        if !self.is_connected() {
-            // Closed by us (or by a caller that read the end): drop the reading half.
-            lock(&self.read).take();
-            return Poll::Ready(());
-        }
-        let mut reader = match self.read.try_lock() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            // A leading caller reads until the socket is empty; it, or the socket, wakes
-            // whoever is due next.
-            Err(std::sync::TryLockError::WouldBlock) => return Poll::Pending,
-        };
-        let Some(r) = reader.as_mut() else {
-            return Poll::Ready(());
-        };
-        match self.read_burst(r) {
-            Burst::Drained => Poll::Pending,
-            Burst::Budget => {
-                drop(reader);
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Burst::End(reason) => {
-                reader.take();
-                drop(reader);
-                self.close(reason.unwrap_or(DisconnectReason::ByUs));
-                Poll::Ready(())
-            }
-        }
-    }
-}
-
-/// How a burst of reading ended.
-enum Burst {
-    /// The socket has nothing more; the [`ReadWaker`] is registered.
-    Drained,
-    /// The budget is spent; more may be waiting (the reader task must come back).
-    Budget,
-    /// The stream ended (`None`: we closed it).
-    End(Option<DisconnectReason>),
-}
-
-/// Who reads the socket next.
-///
-/// Normally the reader task. But a call that is the only thing waiting on a quiet connection
-/// (nothing subscribed, no handler, nothing exported) reads the socket itself while it waits,
-/// as a blocking client would: the reply then costs no wake-up of a second task. The socket
-/// always wakes the same [`ReadWaker`], which wakes the leading caller if there is one and the
-/// reader task otherwise. Anything else that starts waiting (a second call, a subscription, a
-/// handler, an export) hands reading back to the reader task at once, so a caller that stops
-/// polling its future can only delay its own reply.
-#[derive(Debug, Default)]
-struct Lead {
-    /// The leading call (its serial) and its task's waker.
-    leader: Option<(u32, Waker)>,
-    /// The socket woke the leader, which has not read since.
-    woken: bool,
-    /// The reader task.
-    task: Option<Waker>,
-}
-
-/// The waker given to the socket: wakes the leading caller, or else the reader task.
-#[derive(Debug)]
-struct ReadWaker {
-    lead: Arc<Mutex<Lead>>,
-}
-
-impl std::task::Wake for ReadWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let w = {
-            let mut l = lock(&self.lead);
-            match &l.leader {
-                Some((_, w)) => {
-                    let w = w.clone();
-                    l.woken = true;
-                    Some(w)
-                }
-                None => l.task.clone(),
-            }
-        };
-        if let Some(w) = w {
-            w.wake();
+        match end {
+            None => Poll::Pending,
+            Some(reason) => Poll::Ready(Some(reason)),
         }
     }
 }
@@ -907,7 +678,6 @@ impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.core.forget_reply(self.serial);
-            self.core.resign(self.serial);
         }
     }
 }
@@ -921,8 +691,11 @@ fn message_local(e: &fastbus_transport::Error) -> bool {
     )
 }
 
-async fn read_loop(core: Arc<Core>) {
-    std::future::poll_fn(|cx| core.poll_read_task(cx)).await;
+async fn read_loop(core: Arc<Core>, mut reader: FramedReader) {
+    let end = std::future::poll_fn(|cx| core.poll_read(&mut reader, cx)).await;
+    if let Some(reason) = end {
+        core.close(reason);
+    }
 }
 
 async fn write_loop(core: Arc<Core>) {

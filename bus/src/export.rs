@@ -25,7 +25,6 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Waker};
 
@@ -140,8 +139,6 @@ impl Object {
 #[derive(Default)]
 pub(crate) struct Registry {
     objects: Mutex<HashMap<String, Object>>,
-    /// Whether `objects` is non-empty (read without the lock on the call path).
-    any: AtomicBool,
 }
 
 impl fmt::Debug for Registry {
@@ -178,11 +175,6 @@ fn children<'a>(path: &str, all: impl Iterator<Item = &'a String>) -> BTreeSet<S
 }
 
 impl Registry {
-    /// Whether nothing is exported.
-    pub(crate) fn is_empty(&self) -> bool {
-        !self.any.load(Ordering::Acquire)
-    }
-
     pub(crate) fn export(&self, path: &str, iface: Arc<dyn Interface>) -> Result<()> {
         ObjectPath::new(path)?;
         InterfaceName::new(iface.name())?;
@@ -198,7 +190,6 @@ impl Registry {
             });
         }
         obj.interfaces.push(iface);
-        self.any.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -221,7 +212,6 @@ impl Registry {
         if obj.interfaces.is_empty() {
             objects.remove(path);
         }
-        self.any.store(!objects.is_empty(), Ordering::Release);
         removed
     }
 

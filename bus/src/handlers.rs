@@ -49,11 +49,6 @@ impl fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// Whether any handler is installed.
-    pub(crate) fn any(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
     pub(crate) fn add(&self, f: HandlerFn) -> HandlerId {
         let id = HandlerId(self.next.fetch_add(1, Ordering::Relaxed));
         let mut list = lock(&self.list);

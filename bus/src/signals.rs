@@ -188,11 +188,6 @@ fn owner_rule(name: &str) -> Result<MatchRule> {
 }
 
 impl Subscriptions {
-    /// Whether any subscription exists.
-    pub(crate) fn any(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
     /// Hands `msg` to every subscription whose rule matches it.
     pub(crate) fn dispatch(&self, msg: &Message) {
         if !self.any.load(Ordering::Acquire) {
@@ -378,7 +373,7 @@ fn bus_call(member: &str) -> fastbus_wire::MessageBuilder {
         .destination(DBUS_NAME)
 }
 
-async fn add_match(core: &Arc<Core>, rule: &str) -> Result<()> {
+async fn add_match(core: &Core, rule: &str) -> Result<()> {
     let m = bus_call("AddMatch").body(&(rule,)).build()?;
     check_reply(core.call_raw(m, core.opts.default_timeout).await?)?;
     Ok(())
@@ -393,8 +388,6 @@ pub(crate) async fn subscribe(core: &Arc<Core>, rule: MatchRule) -> Result<Signa
                 .unwrap_or(crate::error::DisconnectReason::ByUs),
         ));
     };
-    // Signals may come now: the reader task must be the one reading.
-    core.revoke_leader();
     // From here on, dropping the stream undoes the registration (and sends RemoveMatch).
     let stream = SignalStream {
         core: Arc::clone(core),
