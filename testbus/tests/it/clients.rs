@@ -106,24 +106,26 @@ struct Bus {
 impl Bus {
     fn start() -> Bus {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .arg(format!("--address=unix:dir={}", dir.path().display()))
             .arg("--print-address")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start fastbus-testbus");
+        // Killed on drop from here on, even when an assertion below fails.
+        let mut bus = Bus {
+            child,
+            address: String::new(),
+            _dir: dir,
+        };
         let line = read_line_within(
-            child.stdout.take().expect("stdout"),
+            bus.child.stdout.take().expect("stdout"),
             "fastbus-testbus prints its address",
         );
-        let address = line.trim().to_owned();
-        assert!(address.starts_with("unix:path="), "{address}");
-        assert!(address.contains(",guid="), "{address}");
-        Bus {
-            child,
-            address,
-            _dir: dir,
-        }
+        bus.address = line.trim().to_owned();
+        assert!(bus.address.starts_with("unix:path="), "{}", bus.address);
+        assert!(bus.address.contains(",guid="), "{}", bus.address);
+        bus
     }
 }
 
@@ -309,6 +311,16 @@ fn get_id(address: &str) {
     }
 }
 
+/// A child process killed and reaped when the test ends, even by a panic.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Kills a daemon that a test started by pid (the `--fork` ways).
 struct KillOnDrop(u32);
 
@@ -329,22 +341,23 @@ fn started_like_gtestdbus() {
     let conf = session_conf(dir.path(), &format!("unix:dir={}", dir.path().display()));
     let (rd, wr) = pipe();
     // The pipe goes to fd 3 of the daemon, through a shell (std cannot map fds).
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {BIN} --config-file={} --print-address=3 3>&1 1>/dev/null",
-            conf.display()
-        ))
-        .stdout(Stdio::from(wr))
-        .spawn()
-        .expect("spawn");
+    let child = Reaped(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec {BIN} --config-file={} --print-address=3 3>&1 1>/dev/null",
+                conf.display()
+            ))
+            .stdout(Stdio::from(wr))
+            .spawn()
+            .expect("spawn"),
+    );
     let address = read_line_within(rd, "the address on fd 3")
         .trim()
         .to_owned();
     assert!(address.starts_with("unix:path="), "{address}");
     get_id(&address);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 /// `dbus-run-session`'s way: `--nofork --print-address FD --session`, and the
@@ -359,7 +372,7 @@ fn print_address_fd_is_closed_after_printing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut rd, wr) = pipe();
         let shell = if fd > 9 { "/bin/bash" } else { "sh" };
-        let mut child = Command::new(shell)
+        let child = Reaped(Command::new(shell)
             .arg("-c")
             .arg(format!(
                 "exec {BIN} --nofork --print-address {fd} --print-pid={fd} --address=unix:dir={} {fd}>&1 1>/dev/null",
@@ -367,7 +380,7 @@ fn print_address_fd_is_closed_after_printing() {
             ))
             .stdout(Stdio::from(wr))
             .spawn()
-            .expect("spawn");
+            .expect("spawn"));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut all = String::new();
@@ -380,11 +393,10 @@ fn print_address_fd_is_closed_after_printing() {
         let mut lines = all.lines();
         let address = lines.next().expect("address").to_owned();
         let pid: u32 = lines.next().expect("pid").parse().expect("pid number");
-        assert_eq!(pid, child.id(), "the pid is the daemon's own");
+        assert_eq!(pid, child.0.id(), "the pid is the daemon's own");
         assert!(address.starts_with("unix:path="), "{address}");
         get_id(&address);
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
     }
 }
 
@@ -430,11 +442,14 @@ fn started_like_dbusmock_private_dbus() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("session_bus.socket");
     let conf = session_conf(dir.path(), &format!("unix:path={}", socket.display()));
-    let mut child = Command::new(BIN)
-        .arg(format!("--config-file={}", conf.display()))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut reaped = Reaped(
+        Command::new(BIN)
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let child = &mut reaped.0;
     let deadline = Instant::now() + WAIT;
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the socket never appeared");

@@ -358,6 +358,7 @@ macro_rules! both {
 
 /// A pipe (`std::io::pipe` is newer than the MSRV): read end, write end.
 pub(crate) fn pipe() -> (std::fs::File, std::fs::File) {
-    let (r, w) = rustix::pipe::pipe().expect("pipe");
+    // Close-on-exec: children that other tests spawn meanwhile must not hold it.
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
     (std::fs::File::from(r), std::fs::File::from(w))
 }
