@@ -1,6 +1,7 @@
 //! End-to-end tests of fastbus-testbus (one test binary, modules below).
 
 mod api;
+mod binary;
 mod clients;
 mod conformance;
 mod harness;
