@@ -439,4 +439,56 @@ mod tests {
             .is_err()
         );
     }
+
+    /// CVE-2022-31213 (dbus-broker crashed on malformed busconfig XML): any
+    /// text, and any mutation of a real config, is parsed or refused with an
+    /// error, never a panic; the same for any command line.
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        const REAL: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <allow_anonymous/>
+  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow own="*"/></policy>
+  <limit name="max_names_per_connection">3</limit>
+  <include ignore_missing="yes">missing.conf</include>
+  <includedir>nowhere.d</includedir>
+</busconfig>"#;
+
+        proptest! {
+            #[test]
+            fn arbitrary_text(text in ".{0,400}") {
+                let _ = parse_busconfig(&text, Path::new("/nonexistent"));
+            }
+
+            #[test]
+            fn mutated_real_config(edits in proptest::collection::vec((0..REAL.len(), any::<u8>()), 1..12)) {
+                let mut bytes = REAL.as_bytes().to_vec();
+                for (at, b) in edits {
+                    bytes[at] = b;
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                let _ = parse_busconfig(&text, Path::new("/nonexistent"));
+            }
+
+            #[test]
+            fn arbitrary_command_lines(args in proptest::collection::vec("(--[a-z-]{0,14}(=[0-9a-z:/]{0,8})?|[0-9]{1,3}|run|--)", 0..6)) {
+                let _ = parse_args(args.into_iter().map(OsString::from));
+            }
+        }
+
+        #[test]
+        fn includes_that_loop_are_an_error() {
+            let dir = tempfile::tempdir().unwrap();
+            let a = dir.path().join("a.conf");
+            std::fs::write(&a, "<busconfig><include>a.conf</include></busconfig>").unwrap();
+            let e = read_busconfig(&a).unwrap_err();
+            assert!(e.to_string().contains("nested"), "{e}");
+        }
+    }
 }

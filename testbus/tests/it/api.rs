@@ -554,3 +554,99 @@ fn mutated_messages_never_break_the_bus() {
         })
         .expect("no input breaks the bus");
 }
+
+/// dbus-broker v19 (integer overflow in quota accounting): limits near the
+/// u32 and u64 edges are accepted and enforced with saturating arithmetic,
+/// nothing panics, and the counts behave as the limit says.
+#[test]
+fn limits_near_integer_edges_saturate() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let edge = prop_oneof![
+        0..4u64,
+        Just(u64::from(u32::MAX) - 1),
+        Just(u64::from(u32::MAX)),
+        Just(u64::from(u32::MAX) + 1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(
+            &(edge.clone(), edge.clone(), edge),
+            |(names, rules, timeout)| {
+                let mut l = Limits::default();
+                for (n, v) in [
+                    ("max_names_per_connection", names),
+                    ("max_match_rules_per_connection", rules),
+                    ("max_replies_per_connection", rules),
+                    ("max_message_unix_fds", names),
+                    ("max_outgoing_bytes", u64::MAX),
+                    ("max_completed_connections", u64::MAX),
+                    ("max_incomplete_connections", u64::MAX),
+                    ("max_connections_per_user", u64::MAX),
+                    ("max_message_size", u64::MAX),
+                ] {
+                    assert!(l.set_by_name(n, v), "{n}");
+                }
+                // Huge timeouts are fine; zero would refuse every client.
+                assert!(l.set_by_name("auth_timeout", timeout.max(10_000)));
+                rt.block_on(async {
+                    let bus = TestBus::builder()
+                        .memory_only()
+                        .limits(l)
+                        .start()
+                        .await
+                        .expect("start");
+                    // Through the real handshake (the auth timeout is used there).
+                    let t = bus.connect_memory().expect("memory");
+                    let auth = within(
+                        "EXTERNAL with an edge-of-range auth timeout",
+                        client_handshake(t, &ClientOptions::default(), None, None),
+                    )
+                    .await
+                    .expect("auth");
+                    let mut c = Client::over(auth.reader, auth.writer);
+                    c.hello().await;
+                    let mut got_names = 0u64;
+                    for i in 0..3 {
+                        let e = c
+                            .bus_error("RequestName", &(format!("org.example.N{i}").as_str(), 0u32))
+                            .await;
+                        if e.is_empty() {
+                            got_names += 1;
+                        } else {
+                            assert_eq!(e, "org.freedesktop.DBus.Error.LimitsExceeded");
+                        }
+                    }
+                    // The unique name counts toward max_names_per_connection.
+                    assert_eq!(
+                        got_names,
+                        names.saturating_sub(1).min(3),
+                        "names (limit {names})"
+                    );
+                    let mut got_rules = 0u64;
+                    for i in 0..3 {
+                        let e = c
+                            .bus_error("AddMatch", &(format!("member='M{i}'").as_str(),))
+                            .await;
+                        if e.is_empty() {
+                            got_rules += 1;
+                        } else {
+                            assert_eq!(e, "org.freedesktop.DBus.Error.LimitsExceeded");
+                        }
+                    }
+                    assert_eq!(got_rules, rules.min(3), "match rules (limit {rules})");
+                    bus.shutdown().await;
+                });
+                Ok(())
+            },
+        )
+        .expect("limits at the edges");
+}
