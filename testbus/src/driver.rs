@@ -579,6 +579,18 @@ fn call(
             ))
         }
         (_, "ReloadConfig") => {
+            // The one place the driver does I/O: a small file, read under the lock.
+            if let Some(path) = st.config_file.clone() {
+                let cfg = crate::config::read_busconfig(&path).map_err(|e| {
+                    DbusError::new(E_FAILED, format!("Unable to reload configuration: {e}"))
+                })?;
+                let mut limits = crate::limits::Limits::default();
+                for (name, value) in &cfg.limits {
+                    limits.set_by_name(name, *value);
+                }
+                tracing::info!("reloaded the limits from {}", path.display());
+                st.limits = limits;
+            }
             st.reply(msg, &(), out);
             Ok(())
         }

@@ -379,7 +379,9 @@ async fn serve(cl: CommandLine) -> Result<ExitCode> {
                 .collect();
             builder = builder.mechanisms(mechs);
         }
-        builder = builder.allow_anonymous(cfg.allow_anonymous);
+        builder = builder
+            .allow_anonymous(cfg.allow_anonymous)
+            .reload_config_from(file);
     } else if cl.system && cl.addresses.is_empty() {
         return Err(Error::Usage(
             "--system needs --address: this bus never stands in for the machine's system bus"

@@ -6,8 +6,8 @@
 //! into the receivers' outboxes itself, usually straight to their sockets.
 //! Nothing here decides routing; that is [`crate::state`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -85,6 +85,7 @@ pub struct TestBusBuilder {
     first_minor: u64,
     anonymous: bool,
     mechanisms: Option<Vec<Mechanism>>,
+    reload_config: Option<std::path::PathBuf>,
 }
 
 impl Default for TestBusBuilder {
@@ -96,6 +97,7 @@ impl Default for TestBusBuilder {
             first_minor: 0,
             anonymous: false,
             mechanisms: None,
+            reload_config: None,
         }
     }
 }
@@ -146,6 +148,19 @@ impl TestBusBuilder {
         self
     }
 
+    /// The busconfig file that `ReloadConfig` re-reads: the bus's limits
+    /// become dbus-daemon's session defaults plus the file's `<limit>`s (the
+    /// ones the bus state enforces: names, match rules, pending replies, fds
+    /// per message, connections; message size, outgoing queue, auth timeout
+    /// and incomplete connections keep the values the bus started with). A
+    /// file that cannot be read or parsed fails the call with
+    /// `org.freedesktop.DBus.Error.Failed` and the limits stay as they were.
+    /// Without it, `ReloadConfig` succeeds and changes nothing.
+    pub fn reload_config_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.reload_config = Some(path.into());
+        self
+    }
+
     /// Starts the bus on the current tokio runtime.
     ///
     /// # Errors
@@ -180,7 +195,11 @@ impl TestBusBuilder {
             .max_incomplete_connections
             .min(Semaphore::MAX_PERMITS);
         let shared = Arc::new(Shared {
-            state: Mutex::new(BusState::new(self.limits.clone(), bus_id, self.first_minor)),
+            state: Mutex::new({
+                let mut st = BusState::new(self.limits.clone(), bus_id, self.first_minor);
+                st.config_file = self.reload_config;
+                st
+            }),
             limits: self.limits,
             auth: Arc::new(cfg),
             refuse: AtomicBool::new(false),
@@ -600,6 +619,9 @@ fn route_batch(
     touched: &mut Touched,
 ) -> Option<String> {
     let max_size = shared.limits.max_message_size;
+    // The reader refuses a message with more fds before it holds them
+    // (`max_message_unix_fds`, CVE-2014-3636); the bus state checks again.
+    reader.set_max_message_fds(shared.limits.max_message_unix_fds);
     // Polling with a no-op waker only looks at what is buffered or readable now;
     // the next `next_message().await` registers the task's waker again.
     let mut cx = Context::from_waker(Waker::noop());

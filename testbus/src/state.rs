@@ -118,6 +118,8 @@ struct RuleEntry {
 #[derive(Debug)]
 pub(crate) struct BusState {
     pub(crate) limits: Limits,
+    /// The busconfig file that `ReloadConfig` re-reads, if any.
+    pub(crate) config_file: Option<std::path::PathBuf>,
     pub(crate) bus_id: String,
     pub(crate) conns: HashMap<ConnId, Conn>,
     pub(crate) uniques: HashMap<Arc<str>, ConnId>,
@@ -159,6 +161,7 @@ impl BusState {
     pub(crate) fn new(limits: Limits, bus_id: String, first_minor: u64) -> Self {
         BusState {
             limits,
+            config_file: None,
             bus_id,
             conns: HashMap::new(),
             uniques: HashMap::new(),

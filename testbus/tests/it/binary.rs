@@ -217,3 +217,37 @@ fn a_busconfig_that_is_not_xml_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("bad.conf"), "{err}");
 }
+
+/// `ReloadConfig` re-reads the `<limit>`s of `--config-file`; a broken file
+/// fails the call with `Failed` and the limits stay (python-dbusmock reloads
+/// after it changes the services directory).
+#[tokio::test]
+async fn reload_config_rereads_the_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = format!("  <listen>unix:dir={}</listen>\n", dir.path().display());
+    let limit = |n: u32| format!("{listen}  <limit name=\"max_names_per_connection\">{n}</limit>");
+    let cfg = conf(dir.path(), &limit(2));
+    let bus = Running::start(&[cfg]);
+    let mut c = Client::connect(&bus.address).await;
+    let ask = |n: &'static str| (n, 0u32);
+    assert_eq!(c.bus_error("RequestName", &ask("org.example.A")).await, "");
+    assert_eq!(
+        c.bus_error("RequestName", &ask("org.example.B")).await,
+        "org.freedesktop.DBus.Error.LimitsExceeded"
+    );
+    conf(dir.path(), &limit(3));
+    assert_eq!(c.bus_error("ReloadConfig", &()).await, "");
+    assert_eq!(c.bus_error("RequestName", &ask("org.example.B")).await, "");
+    std::fs::write(dir.path().join("bus.conf"), "<busconfig><limit").expect("write");
+    assert_eq!(
+        c.bus_error("ReloadConfig", &()).await,
+        "org.freedesktop.DBus.Error.Failed"
+    );
+    assert_eq!(
+        c.bus_error("RequestName", &ask("org.example.C")).await,
+        "org.freedesktop.DBus.Error.LimitsExceeded",
+        "the old limits stay"
+    );
+    drop(c);
+    bus.stop();
+}
