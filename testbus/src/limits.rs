@@ -91,6 +91,15 @@ mod tests {
     #[test]
     fn session_defaults_match_dbus_daemon_session_conf() {
         let l = Limits::default();
+        assert_eq!(
+            l.max_message_size,
+            128 * 1024 * 1024,
+            "1e9, capped by the protocol"
+        );
+        assert_eq!(l.max_outgoing_bytes, 1_000_000_000);
+        assert_eq!(l.max_completed_connections, 100_000);
+        assert_eq!(l.max_incomplete_connections, 10_000);
+        assert_eq!(l.max_connections_per_user, 100_000);
         assert_eq!(l.max_names_per_connection, 50_000);
         assert_eq!(l.max_match_rules_per_connection, 50_000);
         assert_eq!(l.max_replies_per_connection, 50_000);

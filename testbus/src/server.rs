@@ -619,9 +619,6 @@ fn route_batch(
     touched: &mut Touched,
 ) -> Option<String> {
     let max_size = shared.limits.max_message_size;
-    // The reader refuses a message with more fds before it holds them
-    // (`max_message_unix_fds`, CVE-2014-3636); the bus state checks again.
-    reader.set_max_message_fds(shared.limits.max_message_unix_fds);
     // Polling with a no-op waker only looks at what is buffered or readable now;
     // the next `next_message().await` registers the task's waker again.
     let mut cx = Context::from_waker(Waker::noop());
@@ -633,7 +630,7 @@ fn route_batch(
             Ok(None) => break Some(String::new()),
             Err(e) => break Some(format!("protocol error: {e}")),
         };
-        if msg.body_bytes().len() > max_size {
+        if too_big(&msg, max_size) {
             break Some(format!(
                 "sent a message of more than {max_size} bytes (max_message_size)"
             ));
@@ -676,6 +673,9 @@ async fn serve(
     creds: Option<Credentials>,
     unix_fd: bool,
 ) {
+    // The reader refuses a message with more fds before it holds them
+    // (`max_message_unix_fds`, CVE-2014-3636); the bus state checks again.
+    reader.set_max_message_fds(shared.limits.max_message_unix_fds);
     let outbox = Outbox::new(writer, shared.limits.max_outgoing_bytes);
     let id = {
         let mut st = shared.state();
@@ -719,6 +719,20 @@ async fn serve(
     outbox.close();
     drop(reader);
     let _ = writer_task.await;
+}
+
+/// Whether `msg` (header and body) is longer than `max` bytes. The header is
+/// measured only when the body alone comes within 64 KiB of the limit.
+fn too_big(msg: &fastbus_wire::Message, max: usize) -> bool {
+    let body = msg.body_bytes().len();
+    if body > max {
+        return true;
+    }
+    if body.saturating_add(64 * 1024) <= max {
+        return false;
+    }
+    let mut header = bytes::BytesMut::new();
+    msg.encode_header_into(&mut header).is_ok() && header.len().saturating_add(body) > max
 }
 
 fn log_message(shared: &Shared, id: crate::state::ConnId, msg: &fastbus_wire::Message) {

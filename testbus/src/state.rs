@@ -150,11 +150,11 @@ fn encode(msg: &Message) -> Option<Bytes> {
     }
 }
 
-fn dup_fds(msg: &Message) -> Vec<OwnedFd> {
-    msg.fds()
-        .iter()
-        .filter_map(|f| f.try_clone().ok())
-        .collect()
+/// Copies of `msg`'s fds for one receiver; `None` when the bus cannot make
+/// them (out of fds): the receiver then gets nothing rather than a message
+/// whose fds are missing (CVE-2014-3532: the failure is not blamed on it).
+fn dup_fds(msg: &Message) -> Option<Vec<OwnedFd>> {
+    msg.fds().iter().map(|f| f.try_clone().ok()).collect()
 }
 
 impl BusState {
@@ -342,14 +342,16 @@ impl BusState {
     /// Queues `bytes` on connection `to`, with copies of `msg`'s fds when it takes fds.
     fn push_to(&self, to: ConnId, bytes: &Bytes, msg: &Message, out: &mut Output) {
         if let Some(c) = self.conns.get(&to) {
-            let fds = if c.unix_fd && !msg.fds().is_empty() {
-                dup_fds(msg)
-            } else {
+            let fds = if msg.fds().is_empty() {
                 Vec::new()
-            };
-            if !msg.fds().is_empty() && !c.unix_fd {
+            } else if !c.unix_fd {
                 return;
-            }
+            } else if let Some(fds) = dup_fds(msg) {
+                fds
+            } else {
+                tracing::warn!("cannot copy the fds of a message (out of fds?): not delivered");
+                return;
+            };
             out.deliveries.push(Delivery {
                 to: Arc::clone(&c.outbox),
                 bytes: bytes.clone(),

@@ -448,3 +448,32 @@ both!(
     message_size_limit,
     &[("max_message_size", 4096)]
 );
+
+// max_message_size counts the header too: a body that fits alone, with a
+// header that takes it over the limit, disconnects the sender.
+async fn message_size_counts_the_header(d: Daemon) {
+    let mut a = d.client().await;
+    let mut b = d.client().await;
+    // 70,000 bytes allowed: 4 + 69,800 body bytes plus a header of about 150 fit.
+    a.send(
+        sig("Fits")
+            .destination(b.name.as_str())
+            .body(&(vec![0u8; 69_800],)),
+    )
+    .await;
+    b.recv_where(|m| member_is(m, "Fits")).await;
+    let mut over = d.client().await;
+    over.send(
+        sig("Over")
+            .destination(b.name.as_str())
+            .body(&(vec![0u8; 69_960],)),
+    )
+    .await;
+    over.expect_closed().await;
+    assert_eq!(a.bus_error("GetId", &()).await, "");
+}
+both!(
+    max_message_size_counts_the_header,
+    message_size_counts_the_header,
+    &[("max_message_size", 70_000)]
+);
