@@ -709,6 +709,12 @@ async fn serve(
             "connection {} closed",
             name.as_deref().unwrap_or("(before Hello)")
         );
+    } else if shared.closed.load(Ordering::Relaxed) {
+        // Shutting down: expected, not worth a warning.
+        tracing::debug!(
+            "disconnecting {}: {reason}",
+            name.as_deref().unwrap_or("(before Hello)")
+        );
     } else {
         tracing::warn!(
             "disconnecting {}: {reason}",

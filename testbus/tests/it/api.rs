@@ -72,7 +72,7 @@ async fn shutdown_closes_every_connection() {
     let bus = TestBus::start().await.expect("start");
     let mut a = framed_client(&bus).await;
     let mut b = Client::connect(&bus.address().expect("address")).await;
-    bus.shutdown().await;
+    within("shutdown", bus.shutdown()).await;
     a.expect_closed().await;
     b.expect_closed().await;
 }
@@ -643,7 +643,7 @@ fn limits_near_integer_edges_saturate() {
                         }
                     }
                     assert_eq!(got_rules, rules.min(3), "match rules (limit {rules})");
-                    bus.shutdown().await;
+                    within("shutdown", bus.shutdown()).await;
                 });
                 Ok(())
             },
