@@ -9,9 +9,14 @@
 //! dbus-daemon's command line so it drops in wherever a harness starts a
 //! dbus-daemon.
 //!
-//! It does not do service activation (`.service` files), does not enforce
-//! `<policy>` rules (they are parsed and ignored), and never touches the
-//! machine's system or session bus.
+//! Limits ([`Limits`]) default to dbus-daemon's session bus values and are
+//! answered with `LimitsExceeded`; a client that breaks the protocol, or
+//! does not read what it is sent, is disconnected and nobody else notices.
+//! [`TestBus::shutdown`] (or dropping the handle) closes every connection.
+//!
+//! It does not do service activation (`.service` files: `StartServiceByName`
+//! answers `ServiceUnknown`), does not enforce `<policy>` rules (they are
+//! parsed and ignored), and never touches the machine's system or session bus.
 //!
 //! ```no_run
 //! # async fn f() -> fastbus_testbus::Result<()> {

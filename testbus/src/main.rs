@@ -457,3 +457,58 @@ async fn wait_for_signal() -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn rebuilt_arguments_drop_print_options_and_keep_the_command_last() {
+        let raw = os(&[
+            "run",
+            "--print-address",
+            "5",
+            "-v",
+            "--print-pid=6",
+            "--fork",
+            "--",
+            "sh",
+            "--print-address",
+            "3",
+        ]);
+        let extra = vec!["--print-address=1".to_owned()];
+        assert_eq!(
+            rebuild_args(&raw, &extra),
+            os(&[
+                "run",
+                "-v",
+                "--print-address=1",
+                "--",
+                "sh",
+                "--print-address",
+                "3"
+            ])
+        );
+        // A number after a print option is its fd only when it is all digits.
+        let raw = os(&["--print-address", "--session", "--config-file=/x"]);
+        assert_eq!(
+            rebuild_args(&raw, &[]),
+            os(&["--session", "--config-file=/x"])
+        );
+    }
+
+    #[test]
+    fn print_targets_compare_with_fd_1_as_stdout() {
+        assert!(same_target(Some(PrintTo::Stdout), Some(PrintTo::Fd(1))));
+        assert!(same_target(Some(PrintTo::Fd(5)), Some(PrintTo::Fd(5))));
+        assert!(!same_target(Some(PrintTo::Fd(5)), Some(PrintTo::Fd(6))));
+        assert!(!same_target(None, None));
+        assert_eq!(inherited_fd(Some(PrintTo::Fd(2))), None);
+        assert_eq!(inherited_fd(Some(PrintTo::Fd(9))), Some(9));
+        assert_eq!(shell_for(9), Some("/bin/sh"));
+    }
+}
