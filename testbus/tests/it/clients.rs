@@ -480,3 +480,49 @@ fn started_like_dbusmock_private_dbus() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// `--fork --print-address=FD --print-pid=FD2` with two pipes, read to end of
+/// file once the command has returned (as scripts that fork dbus-daemon do):
+/// the forked bus keeps neither pipe open.
+#[test]
+fn fork_prints_to_inherited_fds_and_lets_them_close() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr_r, addr_w) = pipe();
+    let (pid_r, pid_w) = pipe();
+    // The shell's stdout and stderr are the pipes; it moves them to fds 3 and 4.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {BIN} --fork --session --print-address=3 --print-pid=4 --address=unix:dir={} 3>&1 4>&2 1>/dev/null 2>/dev/null",
+            dir.path().display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(addr_w))
+        .stderr(Stdio::from(pid_w))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "--fork did not return");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    let read_all = |mut r: std::fs::File, what: &'static str| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            let _ = tx.send(s);
+        });
+        rx.recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("{what}: the forked bus keeps the pipe open"))
+    };
+    let pid: u32 = read_all(pid_r, "pid").trim().parse().expect("a pid");
+    let _kill = KillOnDrop(pid);
+    let address = read_all(addr_r, "address").trim().to_owned();
+    assert!(address.starts_with("unix:path="), "{address}");
+    get_id(&address);
+}
