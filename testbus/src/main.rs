@@ -338,6 +338,10 @@ fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
 }
 
 async fn serve(cl: CommandLine) -> Result<ExitCode> {
+    let stop = match cl.run {
+        Some(_) => None,
+        None => Some(StopSignals::install()?),
+    };
     let mut limits = Limits::default();
     let mut listen: Vec<String> = Vec::new();
     let mut builder = TestBus::builder();
@@ -435,7 +439,9 @@ async fn serve(cl: CommandLine) -> Result<ExitCode> {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
         None => {
-            wait_for_signal().await?;
+            if let Some(stop) = stop {
+                stop.wait().await;
+            }
             ExitCode::SUCCESS
         }
     };
@@ -443,19 +449,33 @@ async fn serve(cl: CommandLine) -> Result<ExitCode> {
     Ok(code)
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let io = |e| Error::Io {
-        context: "installing signal handlers",
-        source: e,
-    };
-    let mut term = signal(SignalKind::terminate()).map_err(io)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from before the address is printed: a harness
+/// that signals the bus as soon as it has read the address must not kill it
+/// by the default action.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let io = |e| Error::Io {
+            context: "installing signal handlers",
+            source: e,
+        };
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).map_err(io)?,
+            int: signal(SignalKind::interrupt()).map_err(io)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]
