@@ -1,12 +1,18 @@
 //! `MessageBus` round trips.
 //!
 //! - `p2p_roundtrip`: peer-to-peer over a Unix socketpair (no daemon), sequential
-//!   `Echo(s)` calls: a raw ping-pong of the very same bytes (the floor), fastbus with direct
-//!   writes (the default) and fastbus with a writer task (the textbook design), in one run.
+//!   `Echo(s)` calls: a raw ping-pong of the very same bytes (the floor: tokio `write_all` /
+//!   `read_exact`, no framing, no codec), fastbus with direct writes (the default) and fastbus
+//!   with a writer task (the textbook design), in one run. The fastbus client sends a clone of
+//!   one prebuilt call, so this measures the connection, not message building.
 //! - `daemon_echo`: `Echo(s)` through a private dbus-daemon, client and server of the same
-//!   library: fastbus against zbus 6, sequentially and with 64 calls in flight.
+//!   library: fastbus against zbus 6, sequentially and with 64 calls in flight. Both clients
+//!   build each call with their library's `call_method`-style API, with the same path,
+//!   interface and payload (names of equal length), and read the reply as a borrowed `&str`.
 //!
-//! Every side runs on one 2-worker tokio runtime; the client loop is a task on it.
+//! Fairness: every side runs on one 2-worker tokio runtime (zbus with its `tokio` feature, so
+//! it spawns no threads of its own) and every client loop, the raw floor's included, is a
+//! task spawned on it, so each side pays the same scheduling.
 //! Run: `CARGO_TARGET_DIR=/work/target-benches cargo bench -p fastbus-benches --bench bus`.
 
 use std::io::{BufRead, BufReader};
@@ -26,8 +32,11 @@ use fastbus_wire::names::{InterfaceName, MemberName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
-const PATH: &str = "/org/fastbus/Bench";
-const IFACE: &str = "org.fastbus.Bench";
+const PATH: &str = "/org/bench/Echo";
+const IFACE: &str = "org.bench.Echo";
+/// The bus names of the two servers (of equal length, so both calls are the same size).
+const FASTBUS_NAME: &str = "org.bench.Fast";
+const ZBUS_NAME: &str = "org.bench.Zbus";
 const PAYLOAD: &str = "hello, this is a short echo payload";
 
 fn runtime() -> Runtime {
@@ -65,12 +74,12 @@ impl Interface for Echo {
     }
 }
 
-fn echo_call(dest: Option<&str>) -> Message {
-    let mut b = Message::method_call(PATH, "Echo").interface(IFACE);
-    if let Some(d) = dest {
-        b = b.destination(d);
-    }
-    b.body(&(PAYLOAD,)).build().expect("call")
+fn echo_call() -> Message {
+    Message::method_call(PATH, "Echo")
+        .interface(IFACE)
+        .body(&(PAYLOAD,))
+        .build()
+        .expect("call")
 }
 
 async fn p2p_pair(mode: WriteMode) -> (MessageBus, MessageBus) {
@@ -101,7 +110,7 @@ fn p2p(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
 
     // The same bytes fastbus sends and receives, ping-ponged raw.
-    let mut call = echo_call(None);
+    let mut call = echo_call();
     call.set_serial(7);
     let call_bytes = call.encode().expect("encode");
     let reply_bytes = Message::method_return(&call)
@@ -111,7 +120,7 @@ fn p2p(c: &mut Criterion) {
         .and_then(|m| m.encode())
         .expect("reply");
     g.bench_function("raw_pingpong", |b| {
-        let (mut client, mut server) = rt.block_on(async {
+        let (client, mut server) = rt.block_on(async {
             let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
             a.set_nonblocking(true).expect("nb");
             b.set_nonblocking(true).expect("nb");
@@ -129,19 +138,27 @@ fn p2p(c: &mut Criterion) {
                 }
             }
         });
+        let mut client = Some(client);
         let cb = call_bytes.clone();
         let rl = reply_bytes.len();
         b.iter_custom(|iters| {
-            let (c, cb) = (&mut client, &cb);
-            rt.block_on(async move {
-                let mut buf = vec![0u8; rl];
-                let t = Instant::now();
-                for _ in 0..iters {
-                    c.write_all(cb).await.expect("write");
-                    c.read_exact(&mut buf).await.expect("read");
-                }
-                t.elapsed()
-            })
+            // The client loop is a task on the runtime, as the fastbus client loops are.
+            let (mut c, cb) = (client.take().expect("client"), cb.clone());
+            let (c, elapsed) = rt.block_on(async move {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; rl];
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        c.write_all(&cb).await.expect("write");
+                        c.read_exact(&mut buf).await.expect("read");
+                    }
+                    (c, t.elapsed())
+                })
+                .await
+                .expect("task")
+            });
+            client = Some(c);
+            elapsed
         });
     });
 
@@ -150,7 +167,7 @@ fn p2p(c: &mut Criterion) {
         ("fastbus_writer_task", WriteMode::WriterTask),
     ] {
         let (client, _server) = rt.block_on(p2p_pair(mode));
-        let msg = echo_call(None);
+        let msg = echo_call();
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let (client, msg) = (client.clone(), msg.clone());
@@ -234,7 +251,7 @@ fn start_daemon() -> Option<Daemon> {
 
 struct ZEcho;
 
-#[zbus::interface(name = "org.zbus.Bench")]
+#[zbus::interface(name = "org.bench.Echo")]
 impl ZEcho {
     fn echo(&self, s: String) -> String {
         s
@@ -251,7 +268,7 @@ fn daemon(c: &mut Criterion) {
         let server = MessageBus::connect_address(&addr).await.expect("server");
         server.export(PATH, Arc::new(Echo)).expect("export");
         server
-            .request_name("org.fastbus.Bench", RequestNameFlags::NONE)
+            .request_name(FASTBUS_NAME, RequestNameFlags::NONE)
             .await
             .expect("name");
         let client = MessageBus::connect_address(&addr).await.expect("client");
@@ -259,8 +276,8 @@ fn daemon(c: &mut Criterion) {
     });
     let (zclient, _zserver) = rt.block_on(async {
         let server = zbus::connection::Builder::address(addr.as_str())
-            .name("org.zbus.Bench")
-            .serve_at("/org/zbus/Bench", ZEcho)
+            .name(ZBUS_NAME)
+            .serve_at(PATH, ZEcho)
             .build()
             .await
             .expect("zbus server");
@@ -270,23 +287,25 @@ fn daemon(c: &mut Criterion) {
             .expect("zbus client");
         (client, server)
     });
-    let fmsg = echo_call(Some("org.fastbus.Bench"));
-    let fcall = |client: MessageBus, msg: Message| async move {
+    // Each call is built afresh, as zbus's `call_method` builds it; the reply is read as a
+    // borrowed `&str` by both.
+    let fcall = |client: MessageBus| async move {
+        let msg = Message::method_call(PATH, "Echo")
+            .destination(FASTBUS_NAME)
+            .interface(IFACE)
+            .body(&(PAYLOAD,))
+            .build()
+            .expect("call");
         let r = client.call(msg).await.expect("call").expect("reply");
         assert_eq!(r.body::<&str>().expect("body"), PAYLOAD);
     };
     let zcall = |client: zbus::Connection| async move {
         let r = client
-            .call_method(
-                Some("org.zbus.Bench"),
-                "/org/zbus/Bench",
-                Some("org.zbus.Bench"),
-                "Echo",
-                &(PAYLOAD,),
-            )
+            .call_method(Some(ZBUS_NAME), PATH, Some(IFACE), "Echo", &(PAYLOAD,))
             .await
             .expect("zbus call");
-        let s: String = r.body().deserialize().expect("body");
+        let body = r.body();
+        let s: &str = body.deserialize().expect("body");
         assert_eq!(s, PAYLOAD);
     };
 
@@ -294,12 +313,12 @@ fn daemon(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("fastbus", |b| {
         b.iter_custom(|iters| {
-            let (client, msg) = (fclient.clone(), fmsg.clone());
+            let client = fclient.clone();
             rt.block_on(async move {
                 tokio::spawn(async move {
                     let t = Instant::now();
                     for _ in 0..iters {
-                        fcall(client.clone(), msg.clone()).await;
+                        fcall(client.clone()).await;
                     }
                     t.elapsed()
                 })
@@ -330,17 +349,21 @@ fn daemon(c: &mut Criterion) {
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
     g.bench_function("fastbus", |b| {
         b.iter_custom(|iters| {
-            let (client, msg) = (fclient.clone(), fmsg.clone());
+            let client = fclient.clone();
             rt.block_on(async move {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    let mut set = tokio::task::JoinSet::new();
-                    for _ in 0..IN_FLIGHT {
-                        set.spawn(fcall(client.clone(), msg.clone()));
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        let mut set = tokio::task::JoinSet::new();
+                        for _ in 0..IN_FLIGHT {
+                            set.spawn(fcall(client.clone()));
+                        }
+                        while set.join_next().await.is_some() {}
                     }
-                    while set.join_next().await.is_some() {}
-                }
-                t.elapsed()
+                    t.elapsed()
+                })
+                .await
+                .expect("task")
             })
         });
     });
@@ -348,15 +371,19 @@ fn daemon(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let client = zclient.clone();
             rt.block_on(async move {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    let mut set = tokio::task::JoinSet::new();
-                    for _ in 0..IN_FLIGHT {
-                        set.spawn(zcall(client.clone()));
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        let mut set = tokio::task::JoinSet::new();
+                        for _ in 0..IN_FLIGHT {
+                            set.spawn(zcall(client.clone()));
+                        }
+                        while set.join_next().await.is_some() {}
                     }
-                    while set.join_next().await.is_some() {}
-                }
-                t.elapsed()
+                    t.elapsed()
+                })
+                .await
+                .expect("task")
             })
         });
     });
