@@ -14,6 +14,23 @@
 //!                         ▼
 //!            TransportRead + TransportWrite (two tasks)
 //! ```
+//!
+//! # Limits that protect a server (see `conformance/security.md`)
+//!
+//! - A setuid or setgid process (or one in secure-execution mode) never reads
+//!   the bus address, `XDG_RUNTIME_DIR` or `HOME` from its environment
+//!   ([`BusType::address`], [`is_setuid`]; CVE-2012-3524).
+//! - Authentication: a 16 KiB line cap, a rejection limit, a timeout
+//!   ([`ServerConfig`]), and [`Listener::set_max_incomplete`] for connections
+//!   still authenticating (CVE-2014-3639, CVE-2026-15588). DBUS_COOKIE_SHA1
+//!   serves only the server's own user and refuses keyrings that are
+//!   symlinks, not ours, or open to others (CVE-2019-12749).
+//! - Fds: each message keeps the fds that came with it; fds that no message
+//!   declares, reads the kernel truncated (MSG_CTRUNC) and reads with more
+//!   fds than allowed are closed and fail their message (CVE-2014-3635,
+//!   CVE-2020-12049); caps per message and per connection
+//!   ([`FramedReader::set_max_message_fds`],
+//!   [`FramedReader::set_max_pending_fds`]; CVE-2014-3636).
 
 pub mod address;
 pub mod auth;
@@ -29,7 +46,7 @@ pub use auth::{ClientOptions, Guid, ServerConfig};
 pub use connect::{Incoming, Listener, connect, connect_bus, connect_transport};
 pub use creds::{Credentials, is_setuid};
 pub use error::{AuthError, Error, Result};
-pub use framed::{FramedReader, FramedWriter, MAX_PENDING_FDS};
+pub use framed::{FramedReader, FramedWriter, MAX_MESSAGE_FDS, MAX_PENDING_FDS};
 pub use handshake::{
     ClientConnection, ServerConnection, client_handshake, raw_framed, server_handshake,
 };

@@ -482,3 +482,119 @@ async fn halves_of_one_transport_work_from_two_tasks_on_unix_tcp_and_memory() {
     let (a, b) = memory_pair(None, None);
     halves_in_two_tasks(Box::new(a), Box::new(b)).await;
 }
+
+/// The reader hands out slices of its read buffer (`split_to` + `freeze`), not copies:
+/// messages that came in one read lie back to back in memory.
+#[tokio::test]
+async fn frames_are_slices_of_the_read_buffer_not_copies() {
+    let ((_, mut w), (mut r, _)) = pair();
+    for i in 1..=3 {
+        w.queue(&plain(i)).unwrap();
+    }
+    w.flush().await.unwrap();
+    let a = r.next_frame().await.unwrap().unwrap();
+    let b = r.next_frame().await.unwrap().unwrap();
+    let c = r.next_frame().await.unwrap().unwrap();
+    assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+    assert_eq!(b.as_ptr().wrapping_add(b.len()), c.as_ptr());
+    // A decoded message keeps borrowing that buffer too: its body is inside the frame.
+    let m = Message::decode(c.clone()).unwrap();
+    let body = m.body_bytes();
+    let range = c.as_ptr() as usize..c.as_ptr() as usize + c.len();
+    assert!(range.contains(&(body.as_ptr() as usize)));
+}
+
+/// Replays chunks as reads: each `(bytes, fds)` arrives in one read (cut further when the
+/// reader's buffer is smaller), its fds with the first piece, as Linux delivers them.
+#[derive(Debug)]
+struct Scripted {
+    chunks: std::collections::VecDeque<(Vec<u8>, Vec<OwnedFd>)>,
+}
+
+impl fastbus_transport::TransportRead for Scripted {
+    fn poll_recv(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+    ) -> std::task::Poll<fastbus_transport::Result<fastbus_transport::Received>> {
+        let Some((bytes, f)) = self.chunks.front_mut() else {
+            return std::task::Poll::Ready(Ok(fastbus_transport::Received::default()));
+        };
+        let n = bytes.len().min(buf.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        bytes.drain(..n);
+        fds.append(f);
+        if bytes.is_empty() {
+            self.chunks.pop_front();
+        }
+        std::task::Poll::Ready(Ok(fastbus_transport::Received {
+            bytes: n,
+            fds_truncated: false,
+        }))
+    }
+}
+
+fn inode(fd: &OwnedFd) -> u64 {
+    rustix::fs::fstat(fd).unwrap().st_ino
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// CVE-2014-3533: whatever the read boundaries, and with several fd-carrying messages
+    /// buffered at once, every message gets exactly its own fds, in order.
+    #[test]
+    fn fds_stay_with_their_message_whatever_the_read_boundaries(
+        fd_counts in proptest::collection::vec(0usize..3, 1..12),
+        cuts in proptest::collection::vec(1usize..400, 0..12),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // The stream, the inodes each message must get, and where fd-carrying messages start.
+        let mut stream = Vec::new();
+        let mut expect = Vec::new();
+        let mut starts: Vec<(usize, Vec<OwnedFd>)> = Vec::new();
+        let mut keep = Vec::new();
+        for (i, &k) in fd_counts.iter().enumerate() {
+            let (readers, writers) = pipes(k);
+            expect.push(writers.iter().map(inode).collect::<Vec<_>>());
+            let m = with_fds(i as u32 + 1, writers);
+            let dups: Vec<OwnedFd> = m.fds().iter().map(|f| f.try_clone().unwrap()).collect();
+            if !dups.is_empty() {
+                starts.push((stream.len(), dups));
+            }
+            stream.extend(m.encode().unwrap());
+            keep.push(readers);
+        }
+        // Random cuts, plus one before every fd-carrying message: a read never holds the fds
+        // of two sendmsg calls.
+        let mut points: Vec<usize> = cuts.iter().scan(0, |p, c| { *p += c; Some(*p) })
+            .filter(|p| *p < stream.len()).collect();
+        points.extend(starts.iter().map(|(at, _)| *at).filter(|at| *at > 0));
+        points.sort_unstable();
+        points.dedup();
+        let mut chunks = std::collections::VecDeque::new();
+        let mut prev = 0;
+        let mut starts = starts.into_iter().peekable();
+        for end in points.into_iter().chain([stream.len()]) {
+            let mut fds = Vec::new();
+            while let Some((at, _)) = starts.peek() {
+                if *at >= end { break; }
+                fds.extend(starts.next().unwrap().1);
+            }
+            chunks.push_back((stream[prev..end].to_vec(), fds));
+            prev = end;
+        }
+        let mut r = FramedReader::new(Box::new(Scripted { chunks }));
+        rt.block_on(async {
+            for (i, want) in expect.iter().enumerate() {
+                let m = r.next_message().await.unwrap().unwrap();
+                proptest::prop_assert_eq!(m.serial(), i as u32 + 1);
+                let got: Vec<u64> = m.fds().iter().map(inode).collect();
+                proptest::prop_assert_eq!(&got, want, "message {}", i + 1);
+            }
+            proptest::prop_assert!(r.next_message().await.unwrap().is_none());
+            Ok(())
+        })?;
+    }
+}
