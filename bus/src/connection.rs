@@ -106,8 +106,6 @@ enum Slot {
     Expired,
     /// Nobody waits: the reader hands the reply to this function (bookkeeping calls such as
     /// `AddMatch`, whose outcome matters even if the subscriber went away).
-    // Used by the signal bookkeeping (next commit).
-    #[allow(dead_code)]
     Callback(ReplyCallback),
 }
 
@@ -369,7 +367,6 @@ impl Core {
 
     /// Registers `callback` to receive the reply to `serial` (or the end of the connection).
     /// Bookkeeping calls only: the bus always answers them, so there is no timeout.
-    #[allow(dead_code)] // used by the signal bookkeeping (next commit)
     pub(crate) fn register_callback(&self, serial: u32, callback: ReplyCallback) -> Result<()> {
         let mut calls = lock(&self.calls);
         if let Some(r) = &calls.closed {
@@ -451,7 +448,6 @@ impl Core {
     }
 
     /// Sends `msg` (a method call expecting a reply) and hands the reply to `callback`.
-    #[allow(dead_code)] // used by the signal bookkeeping (next commit)
     pub(crate) fn call_with_callback(
         &self,
         mut msg: Message,
@@ -605,7 +601,7 @@ impl Core {
                 self.complete(rs, msg);
             }
         } else if t == MessageType::SIGNAL {
-            self.subs.dispatch(&msg);
+            self.subs.dispatch(&msg, self.opts.peer_to_peer);
         } else if t == MessageType::METHOD_CALL && !handled {
             crate::export::dispatch(self, msg);
         }

@@ -3,7 +3,9 @@
 //! The bus is told each distinct rule once (`AddMatch` when its first subscriber arrives,
 //! `RemoveMatch` when its last one is dropped). A subscription is registered before its
 //! `AddMatch` is sent, so no matching signal that the bus sends after adding the rule can slip
-//! past it.
+//! past it. [`crate::MessageBus::subscribe`] returns once the bus has answered the `AddMatch`
+//! (a later subscriber to the same rule waits for that same answer, and gets the same error
+//! if the bus refused the rule).
 //!
 //! # Overflow policy
 //!
@@ -13,12 +15,18 @@
 //! what you do receive stays in order), and the stream then yields `Err(Lagged { dropped })`
 //! at the place of the gap before the next signal that did fit.
 //!
-//! # Senders given as well-known names
+//! # Senders given as well-known names (CVE-2024-34397)
 //!
-//! A bus stamps every message with the sender's unique name, so a rule
-//! `sender='org.example.App'` is matched against the unique name that owns `org.example.App`.
-//! For such rules the connection also asks the bus for `NameOwnerChanged` of that name and
-//! seeds the owner with `GetNameOwner`, as dbus-fast does.
+//! A bus stamps every message it routes with the sender's *unique* name (`:1.42`), and no
+//! client can choose what it says there. A rule `sender='org.example.App'` is therefore
+//! matched here against the unique name that owns `org.example.App` right now: the first
+//! subscription naming it asks the bus for that name's `NameOwnerChanged` signals and for
+//! `GetNameOwner`, before the rule's own `AddMatch`, and the owner is updated in the order the
+//! bus's answers arrive. A signal matches only if its SENDER is that owner; a signal from any
+//! other connection (even one that reached us through another, broader rule) does not, and
+//! while the name has no owner nothing matches. This is what GLib got wrong in
+//! CVE-2024-34397 (it trusted the sender string). In peer-to-peer mode there is no bus to ask
+//! and no unique names: SENDER is compared as the peer wrote it.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -30,9 +38,11 @@ use std::task::{Context, Poll, Waker};
 use fastbus_wire::names::BusName;
 use fastbus_wire::{MatchContext, MatchRule, Message, MessageArgs, MessageType};
 
+use tokio::sync::watch;
+
 use crate::bus::{DBUS_INTERFACE, DBUS_NAME, DBUS_PATH};
-use crate::connection::{Core, lock};
-use crate::error::{Result, check_reply};
+use crate::connection::{Core, ReplyCallback, lock};
+use crate::error::{DBusError, DisconnectReason, Error, Result, check_reply};
 
 /// Signals were dropped because a subscription's queue was full (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,18 +156,67 @@ impl SubQueue {
     }
 }
 
-#[derive(Debug, Default)]
+/// Where the bus stands on a rule we asked it to add (or on the owner tracking of a name).
+#[derive(Debug, Clone)]
+enum Added {
+    /// `AddMatch` is sent; no answer yet.
+    Pending,
+    /// The bus added it (or there is no bus: peer-to-peer).
+    Yes,
+    /// The bus refused, or the connection ended first.
+    Failed(Failure),
+}
+
+/// Why an `AddMatch` did not succeed (kept to hand the same error to every subscriber).
+#[derive(Debug, Clone)]
+enum Failure {
+    Refused(DBusError),
+    Disconnected(DisconnectReason),
+    Other(String),
+}
+
+impl Failure {
+    fn from_error(e: Error) -> Self {
+        match e {
+            Error::MethodError(d) => Failure::Refused(d),
+            Error::Disconnected(r) => Failure::Disconnected(r),
+            e => Failure::Other(e.to_string()),
+        }
+    }
+
+    fn to_error(&self) -> Error {
+        match self {
+            Failure::Refused(d) => Error::MethodError(d.clone()),
+            Failure::Disconnected(r) => Error::Disconnected(r.clone()),
+            Failure::Other(s) => Error::Protocol(s.clone()),
+        }
+    }
+}
+
+type AddState = Arc<watch::Sender<Added>>;
+
+/// The subscribers of one rule, and whether the bus has the rule.
+#[derive(Debug)]
+struct RuleSubs {
+    subs: Vec<(u64, Arc<SubQueue>)>,
+    added: AddState,
+}
+
+/// A well-known name that rules use as their sender, and who owns it.
+#[derive(Debug)]
 struct Owner {
     /// How many subscriptions have a rule with this sender.
     refs: usize,
+    /// The unique name that owns it, as the bus last said (`GetNameOwner`, then every
+    /// `NameOwnerChanged`, in the order they arrive, so the latest word wins).
     owner: Option<String>,
-    /// A `NameOwnerChanged` was seen: `GetNameOwner`'s answer is older, ignore it.
-    changed: bool,
+    /// Whether the bus sends us this name's `NameOwnerChanged`.
+    added: AddState,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    rules: HashMap<MatchRule, Vec<(u64, Arc<SubQueue>)>>,
+    rules: HashMap<MatchRule, RuleSubs>,
     owners: HashMap<String, Owner>,
     next: u64,
     closed: bool,
@@ -187,9 +246,20 @@ fn owner_rule(name: &str) -> Result<MatchRule> {
         .build()?)
 }
 
+/// What a new subscription must see done before it is live.
+struct Registration {
+    id: u64,
+    rule_state: AddState,
+    /// The first subscriber of its rule sends `AddMatch`.
+    first: bool,
+    /// The rule's sender is a well-known name: its owner tracking, and whether this
+    /// subscription starts it.
+    owner: Option<(String, AddState, bool)>,
+}
+
 impl Subscriptions {
     /// Hands `msg` to every subscription whose rule matches it.
-    pub(crate) fn dispatch(&self, msg: &Message) {
+    pub(crate) fn dispatch(&self, msg: &Message, peer_to_peer: bool) {
         if !self.any.load(Ordering::Acquire) {
             return;
         }
@@ -201,16 +271,19 @@ impl Subscriptions {
         let owners = &inner.owners;
         let owns = |name: &BusName<'_>| {
             let Some(s) = &sender else { return false };
-            match owners.get(name.as_str()).and_then(|o| o.owner.as_deref()) {
-                Some(o) => o == s.as_str(),
-                None => s.as_str() == name.as_str(),
+            match owners.get(name.as_str()) {
+                // A well-known name: only its current owner's signals match (a bus stamps
+                // SENDER with the unique name, which no peer can forge).
+                Some(o) if !peer_to_peer => o.owner.as_deref() == Some(s.as_str()),
+                // A unique name, the bus's own name, or no bus to ask: SENDER as written.
+                _ => s.as_str() == name.as_str(),
             }
         };
         let ctx = MatchContext::received().with_sender_owns(&owns);
         let args = MessageArgs::new(msg);
-        for (rule, subs) in &inner.rules {
+        for (rule, entry) in &inner.rules {
             if rule.matches_in(msg, &args, &ctx) {
-                for (_, q) in subs {
+                for (_, q) in &entry.subs {
                     q.push(msg);
                 }
             }
@@ -221,78 +294,102 @@ impl Subscriptions {
     pub(crate) fn close_all(&self) {
         let mut inner = lock(&self.inner);
         inner.closed = true;
-        for subs in inner.rules.values() {
-            for (_, q) in subs {
+        for entry in inner.rules.values() {
+            for (_, q) in &entry.subs {
                 q.close();
             }
         }
     }
 
-    /// Registers a subscriber; says whether it is the first for its rule and, if the rule's
-    /// sender is a well-known name seen for the first time, that name.
-    fn add(&self, rule: &MatchRule, q: Arc<SubQueue>) -> Option<(u64, bool, Option<String>)> {
+    /// Registers a subscriber (`None`: the connection is closed).
+    fn add(&self, rule: &MatchRule, q: Arc<SubQueue>, peer_to_peer: bool) -> Option<Registration> {
+        let initial = || {
+            Arc::new(watch::Sender::new(if peer_to_peer {
+                Added::Yes
+            } else {
+                Added::Pending
+            }))
+        };
         let mut inner = lock(&self.inner);
         if inner.closed {
             return None;
         }
         let id = inner.next;
         inner.next += 1;
-        let subs = inner.rules.entry(rule.clone()).or_default();
-        let first = subs.is_empty();
-        subs.push((id, q));
-        let mut new_name = None;
-        if let Some(name) = well_known_sender(rule) {
-            let o = inner.owners.entry(name.clone()).or_default();
+        let entry = inner.rules.entry(rule.clone()).or_insert_with(|| RuleSubs {
+            subs: Vec::new(),
+            added: initial(),
+        });
+        let first = entry.subs.is_empty();
+        entry.subs.push((id, q));
+        let rule_state = Arc::clone(&entry.added);
+        let owner = well_known_sender(rule).map(|name| {
+            let o = inner.owners.entry(name.clone()).or_insert_with(|| Owner {
+                refs: 0,
+                owner: None,
+                added: initial(),
+            });
             o.refs += 1;
-            if o.refs == 1 {
-                new_name = Some(name);
-            }
-        }
+            (name, Arc::clone(&o.added), o.refs == 1)
+        });
         self.any.store(true, Ordering::Release);
-        Some((id, first, new_name))
+        Some(Registration {
+            id,
+            rule_state,
+            first,
+            owner,
+        })
     }
 
-    /// Removes a subscriber; says whether it was the last of its rule and which tracked name
-    /// lost its last rule.
-    fn remove(&self, rule: &MatchRule, id: u64) -> (bool, Option<String>) {
+    /// Removes a subscriber; returns the rules to send `RemoveMatch` for (the rule if this was
+    /// its last subscriber, and the owner tracking of a name no rule uses any more), unless
+    /// the bus refused them in the first place.
+    fn remove(&self, rule: &MatchRule, id: u64) -> Vec<String> {
+        let on_bus = |a: &AddState| !matches!(*a.borrow(), Added::Failed(_));
         let mut inner = lock(&self.inner);
-        let mut last = false;
-        if let Some(subs) = inner.rules.get_mut(rule) {
-            subs.retain(|(i, _)| *i != id);
-            if subs.is_empty() {
-                inner.rules.remove(rule);
-                last = true;
+        let mut gone = Vec::new();
+        if let Some(entry) = inner.rules.get_mut(rule) {
+            entry.subs.retain(|(i, _)| *i != id);
+            if entry.subs.is_empty() {
+                if let Some(e) = inner.rules.remove(rule) {
+                    if on_bus(&e.added) {
+                        gone.push(rule.to_string());
+                    }
+                }
             }
         }
-        let mut gone = None;
         if let Some(name) = well_known_sender(rule) {
             if let Some(o) = inner.owners.get_mut(&name) {
                 o.refs -= 1;
                 if o.refs == 0 {
-                    inner.owners.remove(&name);
-                    gone = Some(name);
+                    if let Some(o) = inner.owners.remove(&name) {
+                        if on_bus(&o.added) {
+                            if let Ok(r) = owner_rule(&name) {
+                                gone.push(r.to_string());
+                            }
+                        }
+                    }
                 }
             }
         }
         self.any.store(!inner.rules.is_empty(), Ordering::Release);
-        (last, gone)
+        gone
     }
 
+    /// The answer to `GetNameOwner(name)`.
     fn seed_owner(&self, name: &str, owner: Option<String>) {
-        let mut inner = lock(&self.inner);
-        if let Some(o) = inner.owners.get_mut(name) {
-            if !o.changed {
-                o.owner = owner;
-            }
+        if let Some(o) = lock(&self.inner).owners.get_mut(name) {
+            o.owner = owner;
         }
     }
 }
 
 /// Follows `NameOwnerChanged` for the names that rules use as senders.
 fn track_owner(inner: &mut Inner, msg: &Message) {
-    if msg
-        .member()
-        .is_none_or(|m| m.as_str() != "NameOwnerChanged")
+    if msg.message_type() != MessageType::SIGNAL
+        || msg
+            .member()
+            .is_none_or(|m| m.as_str() != "NameOwnerChanged")
         || msg.sender().is_none_or(|s| s.as_str() != DBUS_NAME)
         || msg.interface().is_none_or(|i| i.as_str() != DBUS_INTERFACE)
     {
@@ -303,7 +400,6 @@ fn track_owner(inner: &mut Inner, msg: &Message) {
     };
     if let Some(o) = inner.owners.get_mut(name) {
         o.owner = (!new.is_empty()).then(|| new.to_owned());
-        o.changed = true;
     }
 }
 
@@ -345,20 +441,11 @@ impl futures_core::Stream for SignalStream {
 
 impl Drop for SignalStream {
     fn drop(&mut self) {
-        let (last, gone) = self.core.subs.remove(&self.rule, self.id);
+        let gone = self.core.subs.remove(&self.rule, self.id);
         if self.core.opts.peer_to_peer || !self.core.is_connected() {
             return;
         }
-        let mut rules = Vec::new();
-        if last {
-            rules.push(self.rule.to_string());
-        }
-        if let Some(name) = gone {
-            if let Ok(r) = owner_rule(&name) {
-                rules.push(r.to_string());
-            }
-        }
-        for r in rules {
+        for r in gone {
             // Fire and forget: the reply (or error) is dropped by the reader.
             if let Ok(mut m) = bus_call("RemoveMatch").body(&(r.as_str(),)).build() {
                 let _ = self.core.send(&mut m);
@@ -373,42 +460,92 @@ fn bus_call(member: &str) -> fastbus_wire::MessageBuilder {
         .destination(DBUS_NAME)
 }
 
-async fn add_match(core: &Core, rule: &str) -> Result<()> {
-    let m = bus_call("AddMatch").body(&(rule,)).build()?;
-    check_reply(core.call_raw(m, core.opts.default_timeout).await?)?;
-    Ok(())
+/// Sends `AddMatch(rule)`; its answer lands in `state` (in the reader, whoever waits).
+fn add_match(core: &Core, rule: &str, state: &AddState) {
+    let st = Arc::clone(state);
+    let sent = bus_call("AddMatch")
+        .body(&(rule,))
+        .build()
+        .map_err(Error::from)
+        .and_then(|m| {
+            core.call_with_callback(
+                m,
+                Box::new(move |r| {
+                    let added = match r.and_then(check_reply) {
+                        Ok(_) => Added::Yes,
+                        Err(e) => Added::Failed(Failure::from_error(e)),
+                    };
+                    st.send_replace(added);
+                }),
+            )
+        });
+    if let Err(e) = sent {
+        state.send_replace(Added::Failed(Failure::from_error(e)));
+    }
+}
+
+/// Waits until the bus has answered for `state`.
+async fn added(state: &AddState) -> Result<()> {
+    let mut rx = state.subscribe();
+    let r = match rx.wait_for(|a| !matches!(a, Added::Pending)).await {
+        Ok(a) => match &*a {
+            Added::Failed(f) => Err(f.to_error()),
+            _ => Ok(()),
+        },
+        // Nobody can answer any more: the connection is gone.
+        Err(_) => Err(Error::Disconnected(DisconnectReason::ByUs)),
+    };
+    r
 }
 
 /// Subscribes to `rule` (see the module docs).
 pub(crate) async fn subscribe(core: &Arc<Core>, rule: MatchRule) -> Result<SignalStream> {
     let queue = Arc::new(SubQueue::new(core.opts.signal_queue));
-    let Some((id, first, new_name)) = core.subs.add(&rule, Arc::clone(&queue)) else {
-        return Err(crate::error::Error::Disconnected(
-            core.end_reason()
-                .unwrap_or(crate::error::DisconnectReason::ByUs),
-        ));
+    let p2p = core.opts.peer_to_peer;
+    let Some(reg) = core.subs.add(&rule, Arc::clone(&queue), p2p) else {
+        return Err(core.disconnected());
     };
     // From here on, dropping the stream undoes the registration (and sends RemoveMatch).
     let stream = SignalStream {
         core: Arc::clone(core),
         rule,
-        id,
+        id: reg.id,
         queue,
     };
-    if core.opts.peer_to_peer {
+    if p2p {
         return Ok(stream);
     }
-    if let Some(name) = &new_name {
-        add_match(core, &owner_rule(name)?.to_string()).await?;
+    // In this order on the wire, so that the bus answers in this order too: the owner is
+    // known (GetNameOwner, then every NameOwnerChanged after it) before any signal of the
+    // rule can arrive.
+    if let Some((name, state, true)) = &reg.owner {
+        add_match(core, &owner_rule(name)?.to_string(), state);
+        let subs = Arc::clone(core);
+        let n = name.clone();
+        let seed: ReplyCallback = Box::new(move |r| {
+            let owner = r
+                .and_then(check_reply)
+                .ok()
+                .and_then(|m| m.body::<&str>().ok().map(str::to_owned));
+            subs.subs.seed_owner(&n, owner);
+        });
         let m = bus_call("GetNameOwner").body(&(name.as_str(),)).build()?;
-        let owner = match check_reply(core.call_raw(m, core.opts.default_timeout).await?) {
-            Ok(reply) => reply.body::<&str>().ok().map(str::to_owned),
-            Err(_) => None, // no owner yet: NameOwnerChanged will tell
-        };
-        core.subs.seed_owner(name, owner);
+        // No owner yet is an error reply: the seed is then "nobody", as it should be.
+        core.call_with_callback(m, seed)?;
     }
-    if first {
-        add_match(core, &stream.rule.to_string()).await?;
+    if reg.first {
+        add_match(core, &stream.rule.to_string(), &reg.rule_state);
+    }
+    let timeout = core.opts.default_timeout;
+    let ready = async {
+        if let Some((_, state, _)) = &reg.owner {
+            added(state).await?;
+        }
+        added(&reg.rule_state).await
+    };
+    match tokio::time::timeout(timeout, ready).await {
+        Ok(r) => r?,
+        Err(_) => return Err(Error::Timeout { timeout }),
     }
     Ok(stream)
 }

@@ -297,3 +297,31 @@ impl Interface for TestService {
         reply.build().map(Some).map_err(bad)
     }
 }
+
+/// A bus played by the test over a socketpair: the returned connection has said `Hello` and
+/// was named `:1.7`; the test reads what it sends and writes what the bus would answer, in
+/// exactly the order and grouping it wants (for ordering properties a real bus cannot be
+/// made to show on demand).
+pub(crate) async fn scripted_bus() -> (
+    MessageBus,
+    fastbus_transport::FramedReader,
+    fastbus_transport::FramedWriter,
+) {
+    let (a, b) = fastbus_transport::socketpair().unwrap();
+    let (ra, wa) = fastbus_transport::raw_framed(Box::new(a));
+    let (mut rb, mut wb) = fastbus_transport::raw_framed(Box::new(b));
+    let connect = tokio::spawn(MessageBus::builder().framed(ra, wa).connect());
+    let hello = within(rb.next_message()).await.unwrap().unwrap();
+    assert_eq!(hello.member().unwrap().as_str(), "Hello");
+    let reply = Message::method_return(&hello)
+        .sender(fastbus::DBUS_NAME)
+        .serial(1)
+        .body(&(":1.7",))
+        .build()
+        .unwrap();
+    wb.queue(&reply).unwrap();
+    within(wb.flush()).await.unwrap();
+    let bus = within(connect).await.unwrap().unwrap();
+    assert_eq!(bus.unique_name(), Some(":1.7"));
+    (bus, rb, wb)
+}
