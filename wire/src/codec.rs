@@ -705,6 +705,16 @@ pub trait Encode: Type {
     /// value that does not fit its declared signature).
     fn encode(&self, enc: &mut Encoder) -> Result<()>;
 
+    /// The size of this type's wire form when it is fixed and has no padding inside or after it
+    /// (numbers, and structs of them laid out without padding, such as `(ii)`); 0 otherwise.
+    /// Arrays of such types are written element after element with no per-element checks.
+    #[doc(hidden)]
+    const FIXED: usize = 0;
+
+    /// Write the wire form of a [`Encode::FIXED`]-size value into `out` (exactly that long).
+    #[doc(hidden)]
+    fn write_fixed(&self, _out: &mut [u8], _big: bool) {}
+
     /// Write the elements of an array of `Self`. Fixed-size types override this with a bulk
     /// copy.
     #[doc(hidden)]
@@ -737,20 +747,53 @@ pub trait Decode<'a>: Type + Sized {
     /// When the bytes break a rule of the specification for this type.
     fn decode(dec: &mut Decoder<'a>) -> Result<Self>;
 
+    /// As [`Encode::FIXED`]: the size of a wire form that is fixed, needs no validation and has
+    /// no padding (numbers and structs of them), or 0.
+    #[doc(hidden)]
+    const FIXED: usize = 0;
+
+    /// Read a [`Decode::FIXED`]-size value from the first bytes of `b`.
+    #[doc(hidden)]
+    fn read_fixed(_b: &[u8], _big: bool) -> Option<Self> {
+        None
+    }
+
     /// Read the elements of an array of `Self`, which must end at `end`. Fixed-size types override
     /// this with a bulk copy.
     #[doc(hidden)]
     fn decode_elements(dec: &mut Decoder<'a>) -> Result<Vec<Self>> {
-        let end = dec.array_start(Self::ALIGNMENT)?;
-        // Every element takes at least its alignment in bytes (but the last), so this is an
-        // upper bound of the count; capped, so a hostile length cannot reserve much.
-        let mut v = Vec::with_capacity(capacity_hint(end - dec.pos(), Self::ALIGNMENT));
-        dec.array_elements(end, |d, _| {
-            v.push(Self::decode(d)?);
-            Ok(())
-        })?;
-        Ok(v)
+        decode_elements_one_by_one(dec)
     }
+}
+
+/// Read the elements of an array one by one.
+fn decode_elements_one_by_one<'a, T: Decode<'a>>(dec: &mut Decoder<'a>) -> Result<Vec<T>> {
+    let end = dec.array_start(T::ALIGNMENT)?;
+    // Every element takes at least its alignment in bytes (but the last), so this is an upper
+    // bound of the count; capped, so a hostile length cannot reserve much.
+    let mut v = Vec::with_capacity(capacity_hint(end - dec.pos(), T::ALIGNMENT));
+    dec.array_elements(end, |d, _| {
+        v.push(T::decode(d)?);
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+/// The [`Encode::FIXED`] size of a struct whose fields have the fixed sizes `fields`: their sum
+/// when every field is fixed and starts aligned to its size with no padding before it, and the
+/// total is a multiple of 8 (so the next array element needs no padding either); 0 otherwise.
+const fn fixed_struct(fields: &[usize]) -> usize {
+    let mut off = 0;
+    let mut i = 0;
+    while i < fields.len() {
+        let f = fields[i];
+        if f == 0 || off % if f < 8 { f } else { 8 } != 0 {
+            return 0;
+        }
+        off += f;
+        i += 1;
+    }
+    if off % 8 == 0 { off } else { 0 }
 }
 
 /// Plain-old-data numbers that can be bulk copied.
@@ -773,11 +816,33 @@ macro_rules! number {
             fn encode_elements(items: &[Self], enc: &mut Encoder) -> Result<()> {
                 encode_pod(items, enc)
             }
+            const FIXED: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn write_fixed(&self, out: &mut [u8], big: bool) {
+                let b = if big {
+                    self.to_be_bytes()
+                } else {
+                    self.to_le_bytes()
+                };
+                if let Some(dst) = out.get_mut(..b.len()) {
+                    dst.copy_from_slice(&b);
+                }
+            }
         }
         impl<'a> Decode<'a> for $t {
             #[inline]
             fn decode(dec: &mut Decoder<'a>) -> Result<Self> {
                 Ok(<$t>::from_ne_bytes(dec.$get()?.to_ne_bytes()))
+            }
+            const FIXED: usize = std::mem::size_of::<$t>();
+            #[inline]
+            fn read_fixed(b: &[u8], big: bool) -> Option<Self> {
+                let a = b.get(..std::mem::size_of::<$t>())?.try_into().ok()?;
+                Some(if big {
+                    <$t>::from_be_bytes(a)
+                } else {
+                    <$t>::from_le_bytes(a)
+                })
             }
             fn decode_elements(dec: &mut Decoder<'a>) -> Result<Vec<Self>> {
                 $elements(dec)
@@ -1116,6 +1181,43 @@ macro_rules! tuple {
                 enc.leave();
                 Ok(())
             }
+            const FIXED: usize = fixed_struct(&[$($t::FIXED),+]);
+            #[inline]
+            #[allow(unused_assignments, reason = "the offset after the last field is not needed")]
+            fn write_fixed(&self, out: &mut [u8], big: bool) {
+                let mut off = 0;
+                $(
+                    if let Some(dst) = out.get_mut(off..off + $t::FIXED) {
+                        self.$i.write_fixed(dst, big);
+                    }
+                    off += $t::FIXED;
+                )+
+            }
+            fn encode_elements(items: &[Self], enc: &mut Encoder) -> Result<()> {
+                if Self::FIXED == 0 {
+                    enc.buf.reserve(items.len().saturating_mul(std::mem::size_of::<Self>()).min(MAX_ARRAY_LEN));
+                    return items.iter().try_for_each(|x| x.encode(enc));
+                }
+                // Structs of numbers without padding: one resize, then each element written
+                // in place (the array's elements start 8-aligned, and each is a multiple of 8).
+                if items.is_empty() {
+                    return Ok(());
+                }
+                let len = items.len().saturating_mul(Self::FIXED);
+                if len > MAX_ARRAY_LEN {
+                    return Err(Error::new(ErrorKind::ArrayLengthExceedsMaximum));
+                }
+                enc.align(8);
+                enc.enter()?;
+                let start = enc.buf.len();
+                enc.buf.resize(start + len, 0);
+                let big = enc.big;
+                for (out, x) in enc.buf[start..].chunks_exact_mut(Self::FIXED).zip(items) {
+                    x.write_fixed(out, big);
+                }
+                enc.leave();
+                Ok(())
+            }
         }
         impl<'a, $($t: Decode<'a>),+> Decode<'a> for ($($t,)+) {
             #[inline]
@@ -1124,6 +1226,45 @@ macro_rules! tuple {
                 dec.enter()?;
                 let v = ($($t::decode(dec).map_err(|e| e.within(format_args!("struct field {}", $i)))?,)+);
                 dec.leave();
+                Ok(v)
+            }
+            const FIXED: usize = fixed_struct(&[$(<$t as Decode<'a>>::FIXED),+]);
+            #[inline]
+            #[allow(unused_assignments, reason = "the offset after the last field is not needed")]
+            fn read_fixed(b: &[u8], big: bool) -> Option<Self> {
+                let mut off = 0;
+                Some(($(
+                    {
+                        let x = $t::read_fixed(b.get(off..)?, big)?;
+                        off += <$t as Decode<'a>>::FIXED;
+                        x
+                    },
+                )+))
+            }
+            fn decode_elements(dec: &mut Decoder<'a>) -> Result<Vec<Self>> {
+                let size = <Self as Decode<'a>>::FIXED;
+                if size == 0 {
+                    return decode_elements_one_by_one(dec);
+                }
+                // Structs of numbers without padding: the length is checked to be a whole
+                // number of elements, then each is read in place. The array and (when it has
+                // elements) its structs count towards the nesting limit, as when walked.
+                dec.enter()?;
+                let bytes = dec.fixed_array(size)?;
+                if !bytes.is_empty() {
+                    dec.enter()?;
+                    dec.leave();
+                }
+                dec.leave();
+                let big = dec.big;
+                let mut v = Vec::with_capacity(bytes.len() / size);
+                for c in bytes.chunks_exact(size) {
+                    // Cannot fail: every chunk is exactly one element long.
+                    match Self::read_fixed(c, big) {
+                        Some(x) => v.push(x),
+                        None => return Err(Error::new(ErrorKind::InvalidValue)),
+                    }
+                }
                 Ok(v)
             }
         }
