@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Print the zbus-vs-fastbus tables of benches/RESULTS.md from criterion's output.
 
-Run after `cargo bench -p fastbus-benches --bench codec` with the same
-CARGO_TARGET_DIR; reads <target>/criterion/<group>/<function>/new/estimates.json
-and prints one Markdown table per case, with the median of each function and
-the ratio zbus / fastbus from that one run, checked against the issue's targets.
+Run after `cargo bench -p fastbus-benches --bench codec` (and `--bench
+introspection`) with the same CARGO_TARGET_DIR; reads
+<target>/criterion/<group>/<function>/new/estimates.json and prints one Markdown
+table per case, with the median of each function and the ratio zbus / fastbus
+from that one run, checked against the issues' targets (issue 2 for the codec,
+issue 3 for introspection XML). Cases whose bench has not run print n/a.
 
 Usage: benches/compare.py [TARGET_DIR]   (default: $CARGO_TARGET_DIR or target)
 """
@@ -39,6 +41,11 @@ CASES = [
         ("decode into `Vec<(i32, i32)>`", "d_struct_array_100k_decode", "zbus", "fastbus",
          ("ratio", 20)),
     ]),
+    ("Introspection XML: systemd Manager document (36.5 KB), zbus_xml 6 vs fastbus", [
+        ("parse (names and signatures validated)", "introspection_parse_systemd_manager",
+         "zbus", "fastbus", ("ratio", 3)),
+        ("write", "introspection_write_systemd_manager", "zbus", "fastbus", None),
+    ]),
 ]
 
 BASELINES = [("c_byte_array_1mib_decode", "memcpy_to_new_vec", "1 MiB `to_vec` (alloc + memcpy)"),
@@ -69,7 +76,8 @@ def main():
               else os.environ.get("CARGO_TARGET_DIR", "target"))
     for title, rows in CASES:
         print(f"### {title}\n")
-        print("| operation | zbus 6 | fastbus | zbus / fastbus | target | met |")
+        peer = "zbus_xml 6" if title.startswith("Introspection") else "zbus 6"
+        print(f"| operation | {peer} | fastbus | zbus / fastbus | target | met |")
         print("|---|---|---|---|---|---|")
         for op, group, zf, ff, tgt in rows:
             z, b = median_ns(target, group, zf), median_ns(target, group, ff)

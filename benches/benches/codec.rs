@@ -15,12 +15,17 @@
 //! `ReadHalf::receive_message` that its own connections use. We drive the
 //! latter over an in-memory read half that is handed the whole message up
 //! front (see `zb::decode`); that path copies the message bytes once into
-//! the buffer the `Message` owns, as it does when reading from a socket.
+//! the buffer the `Message` owns, as it does when reading from a socket. The zbus decode
+//! groups time that copy too (the buffer clone is set-up, outside the timing); the fastbus
+//! ones clone a `Bytes` (a reference count).
+//!
+//! With `FASTBUS_CODEC_OP` set, the binary runs one operation of cases a or b in a loop instead
+//! of criterion, for `valgrind --tool=callgrind` instruction counts (see `count_instructions`).
 
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{BatchSize, Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, SamplingMode, criterion_group};
 use fastbus_benches::{
     BLOB_LEN, CALL_BODY, CALL_MEMBER, CALL_PATH, SIGNAL_MEMBER, SIGNAL_PATH, blob,
     expected_changed, pairs,
@@ -557,4 +562,71 @@ criterion_group!(
     byte_array,
     struct_array
 );
-criterion_main!(codec);
+
+/// One operation of cases a and b, `n` times, outside criterion: for instruction counts with
+/// `valgrind --tool=callgrind`, which are repeatable on a loaded machine where times are not.
+/// `FASTBUS_CODEC_OP=<side>_<case>_<op>[:n]`, side `zbus` or `fastbus`, case `pc` (a) or
+/// `call` (b), op `encode` or `decode`; `n` defaults to 10,000. Subtract the count of
+/// `<side>_none` (set-up only) and divide by `n` for instructions per operation; for the zbus
+/// decodes, also subtract `zbus_<case>_clone` (the copy of the input each iteration makes).
+fn count_instructions(spec: &str) {
+    let (op, n) = match spec.split_once(':') {
+        Some((op, n)) => (op, n.parse().expect("FASTBUS_CODEC_OP count")),
+        None => (spec, 10_000usize),
+    };
+    let zbody = zb::signal_body();
+    let fbody = fb::signal_body();
+    let zpc = zb::bytes(&zb::signal(&zbody));
+    let zcall = zb::bytes(&zb::call(&CALL_BODY));
+    let (fpc, fcall) = (Bytes::from(zpc.clone()), Bytes::from(zcall.clone()));
+    for _ in 0..n {
+        match op {
+            "zbus_none" | "fastbus_none" => {}
+            // The buffer copy that the zbus decode loop makes before each decode.
+            "zbus_pc_clone" => drop(black_box(zpc.clone())),
+            "zbus_call_clone" => drop(black_box(zcall.clone())),
+            "zbus_pc_encode" => drop(black_box(zb::signal(black_box(&zbody)))),
+            "fastbus_pc_encode" => drop(black_box(fb::signal(black_box(&fbody)))),
+            "zbus_call_encode" => drop(black_box(zb::call(black_box(&CALL_BODY)))),
+            "fastbus_call_encode" => drop(black_box(fb::call(black_box(&CALL_BODY)))),
+            "zbus_pc_decode" | "zbus_call_decode" => {
+                let mut buf = if op == "zbus_pc_decode" {
+                    zpc.clone()
+                } else {
+                    zcall.clone()
+                };
+                let msg = zb::decode(&mut buf).unwrap();
+                black_box(msg.header().member().is_some());
+                let body = msg.body();
+                if op == "zbus_pc_decode" {
+                    let decoded: zb::SignalBody<'_> = body.deserialize().unwrap();
+                    black_box(&decoded);
+                } else {
+                    let decoded: (&str, u32, bool) = body.deserialize().unwrap();
+                    black_box(decoded);
+                }
+            }
+            "fastbus_pc_decode" => {
+                let msg = fb::decode(black_box(&fpc).clone()).unwrap();
+                black_box(msg.member().is_some());
+                let decoded: fb::SignalBodyRef<'_> = msg.body().unwrap();
+                black_box(&decoded);
+            }
+            "fastbus_call_decode" => {
+                let msg = fb::decode(black_box(&fcall).clone()).unwrap();
+                black_box(msg.member().is_some());
+                let decoded: (&str, u32, bool) = msg.body().unwrap();
+                black_box(decoded);
+            }
+            other => panic!("unknown FASTBUS_CODEC_OP {other:?}"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("FASTBUS_CODEC_OP") {
+        return count_instructions(&spec);
+    }
+    codec();
+    Criterion::default().configure_from_args().final_summary();
+}
