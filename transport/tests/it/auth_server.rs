@@ -514,3 +514,23 @@ async fn fds_of_the_first_message_right_after_begin_reach_that_message() {
     let mut b = [0u8; 1];
     assert_eq!(rustix::io::read(&pr, &mut b).unwrap(), 1);
 }
+
+/// sd-bus and dbus-broker clients pipeline everything, with an empty EXTERNAL identity answered
+/// by an empty DATA (auth.md, client-side facts).
+#[tokio::test]
+async fn sd_bus_style_pipelined_handshake_with_empty_data() {
+    let mut c = Conv::unix(config(&[Mechanism::External])).await;
+    let mut all = b"\0AUTH EXTERNAL\r\nDATA\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n".to_vec();
+    all.extend(encoded(&hello(1)));
+    c.send(&all).await;
+    assert_eq!(c.line().await.unwrap(), "DATA");
+    assert_eq!(c.line().await.unwrap(), format!("OK {GUID}"));
+    assert_eq!(c.line().await.unwrap(), "AGREE_UNIX_FD");
+    let mut conn = c.finish().await;
+    assert!(conn.unix_fd);
+    assert_eq!(conn.identity, Identity::Uid(my_uid()));
+    assert_eq!(
+        conn.reader.next_message().await.unwrap().unwrap().serial(),
+        1
+    );
+}
