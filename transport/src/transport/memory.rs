@@ -38,10 +38,17 @@ fn lock(p: &Shared) -> MutexGuard<'_, Pipe> {
 }
 
 /// One end of an in-memory connection.
+///
+/// Dropping it, or either half after [`Transport::split`], closes that
+/// direction as closing a socket does: once the buffered bytes are read the
+/// peer reads end of stream, and the peer's writes fail with
+/// `BrokenPipe`.
 #[derive(Debug)]
 pub struct MemoryTransport {
-    incoming: Shared,
-    outgoing: Shared,
+    // The halves own the drop behaviour (their `Drop` impls), so an unsplit
+    // transport closes both directions when it is dropped.
+    reader: MemoryReader,
+    writer: MemoryWriter,
     peer: Option<Credentials>,
 }
 
@@ -54,13 +61,17 @@ pub fn memory_pair(
     let ba: Shared = Arc::default();
     (
         MemoryTransport {
-            incoming: Arc::clone(&ba),
-            outgoing: Arc::clone(&ab),
+            reader: MemoryReader {
+                pipe: Arc::clone(&ba),
+            },
+            writer: MemoryWriter {
+                pipe: Arc::clone(&ab),
+            },
             peer: b_creds,
         },
         MemoryTransport {
-            incoming: ab,
-            outgoing: ba,
+            reader: MemoryReader { pipe: ab },
+            writer: MemoryWriter { pipe: ba },
             peer: a_creds,
         },
     )
@@ -74,14 +85,8 @@ impl Transport for MemoryTransport {
         self.peer
     }
     fn split(self: Box<Self>) -> (Box<dyn TransportRead>, Box<dyn TransportWrite>) {
-        (
-            Box::new(MemoryReader {
-                pipe: self.incoming,
-            }),
-            Box::new(MemoryWriter {
-                pipe: self.outgoing,
-            }),
-        )
+        let MemoryTransport { reader, writer, .. } = *self;
+        (Box::new(reader), Box::new(writer))
     }
 }
 
@@ -258,5 +263,85 @@ impl MemoryConnector {
             )
         })?;
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::transport::{recv, send};
+
+    /// Fails the test instead of hanging it.
+    async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+        match tokio::time::timeout(Duration::from_secs(20), f).await {
+            Ok(v) => v,
+            Err(_) => panic!("timed out: {what}"),
+        }
+    }
+
+    fn is_broken_pipe(r: &Result<()>) -> bool {
+        matches!(r, Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
+    #[tokio::test]
+    async fn dropping_an_unsplit_transport_ends_the_peers_reads_and_fails_its_writes() {
+        let (a, b) = memory_pair(None, None);
+        let (mut br, mut bw) = (Box::new(b) as Box<dyn Transport>).split();
+        // A read already waiting is woken by the drop.
+        let waiting = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            let mut fds = Vec::new();
+            let got = recv(&mut *br, &mut buf, &mut fds).await;
+            (got.map(|g| g.bytes), br)
+        });
+        tokio::task::yield_now().await;
+        drop(a);
+        let (got, mut br) = bounded("the peer's read", waiting).await.unwrap();
+        assert_eq!(got.unwrap(), 0, "end of stream");
+        let mut buf = [0u8; 16];
+        let got = recv(&mut *br, &mut buf, &mut Vec::new()).await.unwrap();
+        assert_eq!(got.bytes, 0, "end of stream stays");
+        let r = bounded("the peer's write", send(&mut *bw, b"hello", Vec::new())).await;
+        assert!(is_broken_pipe(&r), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_write_half_ends_the_stream_after_the_buffered_bytes() {
+        let (a, b) = memory_pair(None, None);
+        let (ar, mut aw) = (Box::new(a) as Box<dyn Transport>).split();
+        let (mut br, mut bw) = (Box::new(b) as Box<dyn Transport>).split();
+        send(&mut *aw, b"last words", Vec::new()).await.unwrap();
+        drop(aw);
+        let mut buf = [0u8; 64];
+        let got = recv(&mut *br, &mut buf, &mut Vec::new()).await.unwrap();
+        assert_eq!(&buf[..got.bytes], b"last words");
+        let got = bounded("end of stream", recv(&mut *br, &mut buf, &mut Vec::new()))
+            .await
+            .unwrap();
+        assert_eq!(got.bytes, 0);
+        // The other direction still works while `ar` lives.
+        send(&mut *bw, b"still here", Vec::new()).await.unwrap();
+        drop(ar);
+        let r = send(&mut *bw, b"gone", Vec::new()).await;
+        assert!(is_broken_pipe(&r), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_read_half_fails_a_writer_waiting_on_a_full_pipe() {
+        let (a, b) = memory_pair(None, None);
+        let (ar, _aw) = (Box::new(a) as Box<dyn Transport>).split();
+        let (_br, mut bw) = (Box::new(b) as Box<dyn Transport>).split();
+        // More than the pipe holds: the writer waits for room until the reader goes.
+        let writer = tokio::spawn(async move {
+            let big = vec![7u8; PIPE_CAPACITY * 2];
+            send(&mut *bw, &big, Vec::new()).await
+        });
+        tokio::task::yield_now().await;
+        drop(ar);
+        let r = bounded("the waiting writer", writer).await.unwrap();
+        assert!(is_broken_pipe(&r), "{r:?}");
     }
 }
