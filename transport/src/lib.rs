@@ -39,6 +39,14 @@ mod creds;
 mod error;
 pub mod framed;
 pub mod handshake;
+// The one exception to the workspace's no-`unsafe` rule (`unsafe_code` is
+// `deny` for this crate only, see Cargo.toml): two `// SAFETY:`-commented
+// blocks that take ownership of an inherited fd by number.
+#[allow(
+    unsafe_code,
+    reason = "OwnedFd::from_raw_fd for an inherited fd (no safe way)"
+)]
+mod sys;
 pub mod transport;
 
 pub use address::{Address, AddressKind, BusType, TcpAddress, TcpFamily};
@@ -50,6 +58,7 @@ pub use framed::{FramedReader, FramedWriter, MAX_MESSAGE_FDS, MAX_PENDING_FDS};
 pub use handshake::{
     ClientConnection, ServerConnection, client_handshake, raw_framed, server_handshake,
 };
+pub use sys::take_inherited_fd;
 pub use transport::{
     BoxTransport, MemoryTransport, Received, TcpTransport, Transport, TransportRead,
     TransportWrite, UnixTransport, memory_pair, socketpair,
