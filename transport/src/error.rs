@@ -73,6 +73,36 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// Peer: a message's header announces `len` bytes, more than the reader
+    /// accepts (`limit`, [`crate::FramedReader::set_max_message_size`]). Caught
+    /// from the first 16 bytes, before the message is buffered; the stream
+    /// cannot be resynchronised: drop the connection.
+    MessageTooLarge {
+        /// The length the header announces.
+        len: usize,
+        /// The reader's cap.
+        limit: usize,
+    },
+    /// Peer: `count` fds were held for a message that did not complete within
+    /// `timeout` ([`crate::FramedReader::set_pending_fd_timeout`],
+    /// CVE-2014-3637). They were closed: drop the connection.
+    PendingFdsTimeout {
+        /// How many fds were waiting (and are now closed).
+        count: usize,
+        /// The configured timeout.
+        timeout: Duration,
+    },
+    /// Caller: queueing a message with `count` fds would put more than `limit`
+    /// fds in a writer's queue, which already holds `queued`
+    /// ([`crate::FramedWriter::set_max_queued_fds`]). Nothing was queued.
+    QueuedFdsLimit {
+        /// Fds already queued and not sent yet.
+        queued: usize,
+        /// Fds of the message that was refused.
+        count: usize,
+        /// The writer's cap.
+        limit: usize,
+    },
     /// Local: a DBUS_COOKIE_SHA1 keyring could not be used.
     Keyring {
         /// The keyring directory or file.
@@ -192,6 +222,24 @@ impl fmt::Display for Error {
             Error::TooManyFds { count, limit } => {
                 write!(f, "message carries {count} unix fds, limit is {limit}")
             }
+            Error::MessageTooLarge { len, limit } => {
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the limit of {limit} bytes"
+                )
+            }
+            Error::PendingFdsTimeout { count, timeout } => write!(
+                f,
+                "{count} unix fds held for an incomplete message longer than {timeout:?} (closed)"
+            ),
+            Error::QueuedFdsLimit {
+                queued,
+                count,
+                limit,
+            } => write!(
+                f,
+                "queueing {count} more unix fds to the {queued} not sent yet would exceed the limit of {limit}"
+            ),
             Error::Keyring { path, reason } => {
                 write!(f, "keyring {}: {reason}", path.display())
             }

@@ -21,12 +21,16 @@
 //! socketpair with no authentication.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::IoSlice;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use fastbus_wire::{Message, frame_len};
+use fastbus_wire::{MAX_MESSAGE_LEN, Message, frame_len};
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
 use crate::transport::{MAX_FDS_PER_SEND, TransportRead, TransportWrite};
@@ -47,6 +51,10 @@ pub const MAX_PENDING_FDS: usize = 1024;
 pub const MAX_MESSAGE_FDS: usize = MAX_FDS_PER_SEND;
 /// Smallest buffer `frame_len` can decide on.
 const FIXED_HEADER: usize = 16;
+/// Default cap on the length of one received message: the specification's
+/// 128 MiB. [`FramedReader::set_max_message_size`] lowers it (dbus-daemon's
+/// `max_message_size`).
+pub const MAX_MESSAGE_SIZE: usize = MAX_MESSAGE_LEN;
 
 #[derive(Debug)]
 struct FdBatch {
@@ -56,6 +64,8 @@ struct FdBatch {
     end: u64,
     fds: Vec<OwnedFd>,
     truncated: bool,
+    /// When the read that brought them returned.
+    arrived: Instant,
 }
 
 /// Turns a transport's byte stream into `Message`s.
@@ -78,6 +88,8 @@ pub struct FramedReader {
     pos: u64,
     /// Fd bookkeeping, boxed: it is rarely touched and keeps the reader small.
     fd: Box<FdState>,
+    /// Longest message accepted, checked from its header.
+    max_message_size: usize,
     eof: bool,
 }
 
@@ -90,6 +102,58 @@ struct FdState {
     max_pending_fds: usize,
     max_message_fds: usize,
     scratch_fds: Vec<OwnedFd>,
+    /// How long fds may wait for their message to complete (CVE-2014-3637).
+    pending_fd_timeout: Option<Duration>,
+    /// Wakes a waiting reader when the oldest pending fds expire.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl FdState {
+    /// When the oldest fds still waiting for their message expire.
+    fn deadline(&self) -> Option<Instant> {
+        let timeout = self.pending_fd_timeout?;
+        // A timeout too long to represent never expires.
+        self.batches.front()?.arrived.checked_add(timeout)
+    }
+
+    /// Closes every pending fd and says why.
+    fn expire(&mut self) -> Error {
+        let count = self.pending_fds;
+        self.batches.clear();
+        self.pending_fds = 0;
+        self.timer = None;
+        Error::PendingFdsTimeout {
+            count,
+            timeout: self.pending_fd_timeout.unwrap_or_default(),
+        }
+    }
+
+    /// Whether the pending fds have expired; when not, arms the timer so
+    /// that `cx` is woken when they do.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.deadline() else {
+            self.timer = None;
+            return false;
+        };
+        match &mut self.timer {
+            Some(t) if t.deadline() == deadline => {}
+            Some(t) => t.as_mut().reset(deadline),
+            None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        match &mut self.timer {
+            Some(t) => t.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+
+    /// Closes the fds of bytes before `pos` (frames handed out undecoded).
+    fn release_before(&mut self, pos: u64) {
+        while self.batches.front().is_some_and(|b| b.start < pos) {
+            if let Some(b) = self.batches.pop_front() {
+                self.pending_fds -= b.fds.len();
+            }
+        }
+    }
 }
 
 impl FramedReader {
@@ -115,7 +179,10 @@ impl FramedReader {
                 max_pending_fds: MAX_PENDING_FDS,
                 max_message_fds: MAX_MESSAGE_FDS,
                 scratch_fds: Vec::new(),
+                pending_fd_timeout: None,
+                timer: None,
             }),
+            max_message_size: MAX_MESSAGE_SIZE,
             eof: false,
         }
     }
@@ -137,6 +204,7 @@ impl FramedReader {
                 end: r.filled as u64,
                 fds,
                 truncated,
+                arrived: Instant::now(),
             });
         }
         r
@@ -155,8 +223,51 @@ impl FramedReader {
         self.fd.max_message_fds = n;
     }
 
-    /// The next whole frame (the bytes of one message) and the fds that came
-    /// with it, without decoding it. `None` at a clean end of stream.
+    /// Caps the length of one message (default [`MAX_MESSAGE_SIZE`], the
+    /// specification's 128 MiB; a larger value has no effect). The length is
+    /// checked from the message's first 16 bytes, as soon as they arrive: a
+    /// longer message fails with [`Error::MessageTooLarge`] before the rest of
+    /// it is read or buffered (dbus-daemon's `max_message_size`). Messages
+    /// wholly received before it are still handed out first.
+    pub fn set_max_message_size(&mut self, n: usize) {
+        self.max_message_size = n;
+    }
+
+    /// The cap set by [`FramedReader::set_max_message_size`].
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Limits how long fds may be held for a message that has not completed
+    /// (CVE-2014-3637; dbus-daemon's `pending_fd_timeout`, 150 s for the
+    /// system bus). `None` (the default) means no limit.
+    ///
+    /// When the oldest fds waiting for the rest of their message have waited
+    /// longer than `timeout`, they are closed and [`FramedReader::next_message`]
+    /// fails with [`Error::PendingFdsTimeout`]: drop the connection. A waiting
+    /// `next_message` future is woken at the deadline even if no more bytes
+    /// arrive, so a read loop needs no timer of its own. The time counts from
+    /// the read that brought the fds; messages that arrive whole are never
+    /// affected.
+    ///
+    /// # Panics
+    /// With a timeout set, the reader must be polled inside a tokio runtime
+    /// with timers enabled (as `tokio::time::sleep` requires) once fds are
+    /// pending.
+    pub fn set_pending_fd_timeout(&mut self, timeout: Option<Duration>) {
+        self.fd.pending_fd_timeout = timeout;
+        self.fd.timer = None;
+    }
+
+    /// Fds received and held for messages not handed out yet (those of an
+    /// incomplete message, or of whole messages buffered but not yet returned).
+    pub fn pending_fds(&self) -> usize {
+        self.fd.pending_fds
+    }
+
+    /// The next whole frame (the bytes of one message), without decoding it.
+    /// `None` at a clean end of stream. Fds that came with it are closed: a
+    /// connection that carries fds is read with [`FramedReader::next_message`].
     ///
     /// # Errors
     /// See [`FramedReader::poll_next_message`].
@@ -164,7 +275,11 @@ impl FramedReader {
     /// # Cancel safety
     /// Cancel safe: no bytes are lost when the future is dropped.
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>> {
-        std::future::poll_fn(|cx| self.poll_frame(cx)).await
+        let frame = std::future::poll_fn(|cx| self.poll_frame(cx)).await?;
+        if !self.fd.batches.is_empty() {
+            self.fd.release_before(self.pos);
+        }
+        Ok(frame)
     }
 
     /// The next message, with its fds attached. `None` at a clean end of stream.
@@ -177,7 +292,10 @@ impl FramedReader {
     ///   that one message (its fds are closed); the stream stays in sync and the
     ///   next call reads the next message;
     /// - [`Error::TooManyFds`] for more fds waiting on incomplete messages than
-    ///   the per-connection cap: drop the connection;
+    ///   the per-connection cap, [`Error::PendingFdsTimeout`] for fds held
+    ///   longer than [`FramedReader::set_pending_fd_timeout`] allows, and
+    ///   [`Error::MessageTooLarge`] for a message over
+    ///   [`FramedReader::set_max_message_size`]: drop the connection;
     /// - [`Error::UnexpectedEof`] when the stream ends inside a message; I/O errors.
     ///
     /// # Cancel safety
@@ -235,6 +353,17 @@ impl FramedReader {
             let mut whole = 0;
             let need = loop {
                 match frame_len(&self.buf[whole..self.filled]) {
+                    // Over the cap, known from the header alone: fail before buffering it
+                    // (after the whole frames in front of it).
+                    Ok(Some(n)) if n > self.max_message_size => {
+                        if whole == 0 {
+                            return Poll::Ready(Err(Error::MessageTooLarge {
+                                len: n,
+                                limit: self.max_message_size,
+                            }));
+                        }
+                        break 0;
+                    }
                     Ok(Some(n)) if n <= self.filled - whole => {
                         self.lens.push(n);
                         whole += n;
@@ -259,6 +388,11 @@ impl FramedReader {
                     context: "reading a message",
                 }));
             }
+            // Everything buffered is an incomplete message now: its fds may have waited too long
+            // (checked on every read, so a peer trickling bytes cannot postpone it).
+            if self.fd.deadline().is_some_and(|d| Instant::now() >= d) {
+                return Poll::Ready(Err(self.fd.expire()));
+            }
             // Read into the zeroed room left after the frames cut off so far; grow it (and zero
             // the new part, once) only when it is too small: every byte is zeroed once.
             let missing = need.saturating_sub(self.filled);
@@ -267,11 +401,20 @@ impl FramedReader {
                 self.buf.truncate(self.filled);
                 self.buf.resize(self.filled + missing.max(READ_CHUNK), 0);
             }
-            let got = ready!(self.inner.poll_recv(
+            let got = match self.inner.poll_recv(
                 cx,
                 &mut self.buf[self.filled..],
-                &mut self.fd.scratch_fds
-            ))?;
+                &mut self.fd.scratch_fds,
+            ) {
+                Poll::Ready(got) => got?,
+                Poll::Pending => {
+                    // Wake up at the pending fds' deadline even if no more bytes come.
+                    if self.fd.pending_fd_timeout.is_some() && self.fd.poll_expired(cx) {
+                        return Poll::Ready(Err(self.fd.expire()));
+                    }
+                    return Poll::Pending;
+                }
+            };
             if got.bytes == 0 {
                 self.eof = true;
                 self.fd.scratch_fds.clear();
@@ -287,6 +430,7 @@ impl FramedReader {
                     end,
                     fds: std::mem::take(&mut self.fd.scratch_fds),
                     truncated: got.fds_truncated,
+                    arrived: Instant::now(),
                 });
                 if self.fd.pending_fds > self.fd.max_pending_fds {
                     // CVE-2014-3636: a peer piling up fds. Close them all; the caller drops us.
@@ -387,6 +531,9 @@ pub struct FramedWriter {
     inner: Box<dyn TransportWrite>,
     queue: VecDeque<Segment>,
     unix_fd: bool,
+    /// Fds in `queue` (not sent yet).
+    queued_fds: usize,
+    max_queued_fds: usize,
 }
 
 impl FramedWriter {
@@ -398,6 +545,8 @@ impl FramedWriter {
             inner,
             queue: VecDeque::new(),
             unix_fd: unix_fd && can,
+            queued_fds: 0,
+            max_queued_fds: usize::MAX,
         }
     }
 
@@ -411,12 +560,30 @@ impl FramedWriter {
         self.queue.iter().map(|s| s.data.len()).sum()
     }
 
+    /// Fds queued and not yet sent (each leaves the queue, and is closed here,
+    /// once the write that carries its message's first byte has gone out).
+    /// Constant time: a daemon can check it for every message it routes
+    /// (dbus-daemon's `max_outgoing_unix_fds`).
+    pub fn queued_fds(&self) -> usize {
+        self.queued_fds
+    }
+
+    /// Caps the fds this writer holds unsent (default: no cap). A message
+    /// whose fds would take the queue over `n` is refused by
+    /// [`FramedWriter::queue`] and [`FramedWriter::queue_bytes`] with
+    /// [`Error::QueuedFdsLimit`] and nothing is queued; lowering the cap
+    /// below what is queued already drops nothing.
+    pub fn set_max_queued_fds(&mut self, n: usize) {
+        self.max_queued_fds = n;
+    }
+
     /// Encodes `msg` at the end of the queue (nothing is sent yet). Its fds are
     /// duplicated (`Message` keeps its own).
     ///
     /// # Errors
-    /// [`Error::Wire`] when the message cannot be encoded; [`Error::FdsNotSupported`]
-    /// or [`Error::TooManyFds`] for fds that cannot go.
+    /// [`Error::Wire`] when the message cannot be encoded; [`Error::FdsNotSupported`],
+    /// [`Error::TooManyFds`] or [`Error::QueuedFdsLimit`] for fds that cannot go.
+    /// Nothing is queued then.
     pub fn queue(&mut self, msg: &Message) -> Result<()> {
         let fds = msg.fds();
         if fds.is_empty() {
@@ -438,6 +605,7 @@ impl FramedWriter {
             .collect::<Result<Vec<_>>>()?;
         let mut data = BytesMut::new();
         msg.encode_into(&mut data)?;
+        self.queued_fds += dup.len();
         self.queue.push_back(Segment { data, fds: dup });
         Ok(())
     }
@@ -452,13 +620,21 @@ impl FramedWriter {
                 limit: MAX_FDS_PER_SEND,
             });
         }
+        if self.queued_fds.saturating_add(count) > self.max_queued_fds {
+            return Err(Error::QueuedFdsLimit {
+                queued: self.queued_fds,
+                count,
+                limit: self.max_queued_fds,
+            });
+        }
         Ok(())
     }
 
     /// Queues already-encoded message bytes with the fds that go with them.
     ///
     /// # Errors
-    /// [`Error::FdsNotSupported`] or [`Error::TooManyFds`].
+    /// [`Error::FdsNotSupported`], [`Error::TooManyFds`] or
+    /// [`Error::QueuedFdsLimit`]; nothing is queued then.
     #[inline]
     pub fn queue_bytes(&mut self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<()> {
         if fds.is_empty() {
@@ -471,6 +647,7 @@ impl FramedWriter {
     #[inline(never)]
     fn queue_bytes_with_fds(&mut self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<()> {
         self.check_fds(fds.len())?;
+        self.queued_fds += fds.len();
         self.queue.push_back(Segment {
             data: BytesMut::from(bytes),
             fds,
@@ -533,17 +710,21 @@ impl FramedWriter {
                 if self.queue.len() == 1 {
                     // Keep the allocation for the next messages.
                     if let Some(s) = self.queue.front_mut() {
+                        self.queued_fds -= s.fds.len();
                         s.fds.clear();
                     }
                     return Poll::Ready(Ok(()));
                 }
-                self.queue.pop_front();
+                if let Some(s) = self.queue.pop_front() {
+                    self.queued_fds -= s.fds.len();
+                }
             }
             let Some(first) = self.queue.front_mut() else {
                 return Poll::Ready(Ok(()));
             };
             let mut fds = std::mem::take(&mut first.fds);
-            let n = {
+            let taken = fds.len();
+            let sent = {
                 let mut iovs: Vec<IoSlice<'_>> = Vec::with_capacity(self.queue.len().min(MAX_IOVS));
                 for (i, s) in self.queue.iter().enumerate() {
                     if iovs.len() == MAX_IOVS || (i > 0 && !s.fds.is_empty()) {
@@ -553,16 +734,20 @@ impl FramedWriter {
                         iovs.push(IoSlice::new(&s.data));
                     }
                 }
-                match self.inner.poll_send(cx, &iovs, &mut fds) {
-                    Poll::Ready(Ok(n)) => n,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => {
-                        if let Some(first) = self.queue.front_mut() {
-                            first.fds = fds;
-                        }
-                        return Poll::Pending;
-                    }
+                self.inner.poll_send(cx, &iovs, &mut fds)
+            };
+            // Fds not sent go back to their segment (the transport empties `fds`
+            // when it sends anything).
+            self.queued_fds = self.queued_fds - taken + fds.len();
+            if !fds.is_empty() {
+                if let Some(first) = self.queue.front_mut() {
+                    first.fds = fds;
                 }
+            }
+            let n = match sent {
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
             };
             if n == 0 {
                 return Poll::Ready(Err(Error::io(

@@ -54,7 +54,7 @@ pub use auth::{ClientOptions, Guid, ServerConfig};
 pub use connect::{Incoming, Listener, connect, connect_bus, connect_transport};
 pub use creds::{Credentials, is_setuid};
 pub use error::{AuthError, Error, Result};
-pub use framed::{FramedReader, FramedWriter, MAX_MESSAGE_FDS, MAX_PENDING_FDS};
+pub use framed::{FramedReader, FramedWriter, MAX_MESSAGE_FDS, MAX_MESSAGE_SIZE, MAX_PENDING_FDS};
 pub use handshake::{
     ClientConnection, ServerConnection, client_handshake, raw_framed, server_handshake,
 };

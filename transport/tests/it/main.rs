@@ -4,6 +4,7 @@ mod auth_server;
 mod connect;
 mod dbus_daemon;
 mod fds;
+mod limits;
 mod mutation;
 
 use fastbus_wire::Message;
