@@ -168,6 +168,7 @@ pub async fn server_handshake(
 ) -> Result<ServerConnection> {
     let peer = transport.peer_credentials();
     let mut auth = ServerAuth::new(Arc::clone(&config), peer, transport.can_pass_fds());
+    auth.defer_keyring();
     let (mut r, mut w) = transport.split();
     let run = async {
         let mut input = BytesMut::new();
@@ -184,7 +185,20 @@ pub async fn server_handshake(
         let mut out = Vec::new();
         let mut got: AuthFds = (Vec::new(), false);
         loop {
-            let step = auth.feed(&mut input, &mut out);
+            let mut step = auth.feed(&mut input, &mut out);
+            // DBUS_COOKIE_SHA1 reads and writes the keyring and may wait for another
+            // process's lock on it: that blocking work runs off the runtime's threads.
+            while let Some(job) = auth.take_keyring_job() {
+                let found = tokio::task::spawn_blocking(job).await.unwrap_or_else(|e| {
+                    Err(Error::io(
+                        "reading the DBUS_COOKIE_SHA1 keyring",
+                        std::io::Error::other(e.to_string()),
+                    ))
+                });
+                step = auth
+                    .cookie_found(found, &mut out)
+                    .and_then(|()| auth.feed(&mut input, &mut out));
+            }
             let fds = check_auth_fds(got, matches!(step, Ok(Some(_))), &input)?;
             if !out.is_empty() {
                 send(&mut *w, &out, Vec::new()).await?;
@@ -215,4 +229,73 @@ pub fn raw_framed(transport: BoxTransport) -> (FramedReader, FramedWriter) {
     let fds = transport.can_pass_fds();
     let (r, w) = transport.split();
     (FramedReader::new(r), FramedWriter::new(w, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::os::unix::fs::DirBuilderExt;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::auth::{ClientMechanism, CookieSha1, Keyring};
+    use crate::transport::socketpair;
+
+    /// Fails the test instead of hanging it.
+    async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+        match tokio::time::timeout(Duration::from_secs(60), f).await {
+            Ok(v) => v,
+            Err(_) => panic!("timed out: {what}"),
+        }
+    }
+
+    /// A `current_thread` runtime has one thread: while the server waits for
+    /// another process's keyring lock, a task on that thread must still run
+    /// (here: the task that plays the other process and lets go of the lock).
+    #[tokio::test(flavor = "current_thread")]
+    async fn cookie_sha1_keyring_lock_wait_does_not_block_the_runtime() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("keyrings");
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let lock = dir.join("org_freedesktop_general.lock");
+        std::fs::write(&lock, "held by another process").unwrap();
+        let mut keyring = Keyring::new(&dir);
+        // About 30 s before the lock would be broken as stale: the server waits for it.
+        keyring.stale_lock_attempts = 2000;
+        let own = rustix::process::geteuid().as_raw();
+        let mut cfg = ServerConfig::new(Guid::parse("0123456789abcdef0123456789abcdef").unwrap());
+        cfg.mechanisms = vec![Mechanism::CookieSha1];
+        cfg.keyring = Some(keyring.clone());
+        cfg.timeout = Duration::from_secs(60);
+        let (a, b) = socketpair().unwrap();
+        let server = tokio::spawn(server_handshake(Box::new(b), Arc::new(cfg), None));
+        let client = tokio::spawn(async move {
+            let k = keyring.clone();
+            let opts = ClientOptions {
+                mechanisms: vec![ClientMechanism::Custom(Arc::new(move || {
+                    Box::new(CookieSha1::with(own.to_string(), k.clone()))
+                }))],
+                timeout: Duration::from_secs(60),
+                ..Default::default()
+            };
+            client_handshake(Box::new(a), &opts, None, None).await
+        });
+        // Let the server read AUTH and start waiting; then, as the other process, let go.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::fs::remove_file(&lock).expect(
+            "the other process's lock is still there: the server waited for it off the runtime",
+        );
+        let conn = bounded("the server handshake", server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conn.identity, Identity::Uid(own));
+        assert_eq!(conn.mechanism, Mechanism::CookieSha1);
+        bounded("the client handshake", client)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!lock.exists(), "the server let go of its own lock");
+        assert!(dir.join("org_freedesktop_general").exists(), "cookie saved");
+    }
 }

@@ -34,6 +34,10 @@ const MAX_AGE: u64 = 7 * 60;
 const NEW_AFTER: u64 = 5 * 60;
 /// More than this is not a keyring file (libdbus keeps a handful of lines).
 const MAX_KEYRING_FILE: u64 = 64 * 1024;
+/// Pause between two attempts to take a keyring's lock.
+const LOCK_RETRY: Duration = Duration::from_millis(15);
+/// Failed attempts after which a lock is taken to be stale and broken (about 0.45 s).
+const STALE_LOCK_ATTEMPTS: u32 = 30;
 
 /// SHA-1 of `s` as lower-case hex.
 pub(crate) fn sha1_hex(s: &str) -> String {
@@ -81,12 +85,17 @@ struct Cookie {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyring {
     dir: PathBuf,
+    /// Failed lock attempts before a lock is broken as stale (tests raise it).
+    pub(crate) stale_lock_attempts: u32,
 }
 
 impl Keyring {
     /// A keyring in `dir` (created with mode 0700 by a server when missing).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Keyring { dir: dir.into() }
+        Keyring {
+            dir: dir.into(),
+            stale_lock_attempts: STALE_LOCK_ATTEMPTS,
+        }
     }
 
     /// `~/.dbus-keyrings` of `uid`, with the home from `/etc/passwd`
@@ -249,6 +258,11 @@ impl Keyring {
     /// Server side: a fresh enough cookie of `context`, making and saving a
     /// new one when needed. Returns `(id, secret)`.
     ///
+    /// Blocking: file I/O, and while another process holds the keyring's lock
+    /// it sleeps the thread (about half a second at most, then the lock is
+    /// broken as stale, as libdbus does). Async code runs it with
+    /// `tokio::task::spawn_blocking`, as [`crate::server_handshake`] does.
+    ///
     /// # Errors
     /// [`Error::Keyring`] when the keyring is unsafe or cannot be written.
     pub fn server_cookie(&self, context: &str) -> Result<(u32, String)> {
@@ -325,7 +339,7 @@ impl Keyring {
         let mut lock = file.as_os_str().to_owned();
         lock.push(".lock");
         let lock = PathBuf::from(lock);
-        for attempt in 0..40 {
+        for attempt in 0..self.stale_lock_attempts.saturating_add(10) {
             match OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -334,10 +348,10 @@ impl Keyring {
             {
                 Ok(_) => return Ok(LockGuard(lock)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if attempt == 30 {
+                    if attempt == self.stale_lock_attempts {
                         let _ = fs::remove_file(&lock);
                     }
-                    std::thread::sleep(Duration::from_millis(15));
+                    std::thread::sleep(LOCK_RETRY);
                 }
                 Err(e) => return Err(self.refuse(&lock, e.to_string())),
             }

@@ -142,6 +142,12 @@ enum Pending {
 ///
 /// Feed it what arrived with [`ServerAuth::feed`]; write out whatever it
 /// appends to `out` before acting on its result.
+///
+/// The one exception to "no I/O": for DBUS_COOKIE_SHA1, `feed` reads (and may
+/// create or rewrite) the keyring, which can sleep the thread for about half a
+/// second while another process holds its lock ([`Keyring::server_cookie`]).
+/// [`crate::server_handshake`] does not let that happen on the async runtime:
+/// it hands the keyring work to tokio's blocking pool.
 #[derive(Debug)]
 pub struct ServerAuth {
     config: Arc<ServerConfig>,
@@ -153,6 +159,12 @@ pub struct ServerAuth {
     unix_fd: bool,
     rejections: u32,
     rejected_line: String,
+    /// Leave DBUS_COOKIE_SHA1 keyring access (blocking) to the caller.
+    defer_keyring: bool,
+    /// A keyring whose cookie the caller should fetch ([`ServerAuth::take_keyring_job`]).
+    keyring_wanted: Option<Keyring>,
+    /// No line is handled until [`ServerAuth::cookie_found`] is called.
+    awaiting_cookie: bool,
 }
 
 impl ServerAuth {
@@ -171,7 +183,53 @@ impl ServerAuth {
             unix_fd: false,
             rejections: 0,
             rejected_line,
+            defer_keyring: false,
+            keyring_wanted: None,
+            awaiting_cookie: false,
         }
+    }
+
+    /// From now on `feed` does not read the DBUS_COOKIE_SHA1 keyring itself
+    /// (file I/O that may wait for another process's lock): when it needs a
+    /// cookie it returns `Ok(None)` and [`ServerAuth::take_keyring_job`] gives
+    /// the blocking work to run elsewhere; its result goes to
+    /// [`ServerAuth::cookie_found`], after which `feed` goes on.
+    pub(crate) fn defer_keyring(&mut self) {
+        self.defer_keyring = true;
+    }
+
+    /// The keyring lookup `feed` is waiting for, once: run it off the async
+    /// runtime and pass its result to [`ServerAuth::cookie_found`].
+    pub(crate) fn take_keyring_job(
+        &mut self,
+    ) -> Option<impl FnOnce() -> crate::Result<(u32, String)> + Send + 'static> {
+        let keyring = self.keyring_wanted.take()?;
+        Some(move || keyring.server_cookie(COOKIE_CONTEXT))
+    }
+
+    /// Continues DBUS_COOKIE_SHA1 with the keyring's answer (`(id, secret)`),
+    /// appending the challenge (or a rejection) to `out`. Call `feed` next for
+    /// the lines that arrived meanwhile.
+    ///
+    /// # Errors
+    /// As `feed`: an [`AuthError`] means "disconnect" (after writing `out`).
+    pub(crate) fn cookie_found(
+        &mut self,
+        found: crate::Result<(u32, String)>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), AuthError> {
+        if !self.awaiting_cookie {
+            return Err(AuthError::Protocol("no keyring lookup in progress".into()));
+        }
+        self.awaiting_cookie = false;
+        let r = match found {
+            Ok((id, cookie)) => self.cookie_challenge(id, cookie, out),
+            Err(_) => self.reject(out),
+        };
+        if r.is_err() {
+            self.state = ServerState::Failed;
+        }
+        r
     }
 
     /// What the conversation expects next.
@@ -207,6 +265,10 @@ impl ServerAuth {
         out: &mut Vec<u8>,
     ) -> Result<Option<ServerOutcome>, AuthError> {
         loop {
+            if self.awaiting_cookie {
+                // The rest waits for the keyring (deferred mode).
+                return Ok(None);
+            }
             match self.state {
                 ServerState::Authenticated | ServerState::Failed => {
                     return Err(AuthError::Finished);
@@ -311,9 +373,24 @@ impl ServerAuth {
                 None => return self.reject(out),
             },
         };
-        let Ok((id, cookie)) = keyring.server_cookie(COOKIE_CONTEXT) else {
-            return self.reject(out);
-        };
+        if self.defer_keyring {
+            self.keyring_wanted = Some(keyring);
+            self.awaiting_cookie = true;
+            return Ok(());
+        }
+        match keyring.server_cookie(COOKIE_CONTEXT) {
+            Ok((id, cookie)) => self.cookie_challenge(id, cookie, out),
+            Err(_) => self.reject(out),
+        }
+    }
+
+    /// Sends the DBUS_COOKIE_SHA1 challenge for cookie `id`.
+    fn cookie_challenge(
+        &mut self,
+        id: u32,
+        cookie: String,
+        out: &mut Vec<u8>,
+    ) -> Result<(), AuthError> {
         let mut ch = [0u8; 16];
         if random_bytes(&mut ch).is_err() {
             return self.reject(out);
@@ -626,6 +703,66 @@ mod tests {
             (o.identity, o.mechanism),
             (Identity::Uid(own), Mechanism::CookieSha1)
         );
+    }
+
+    /// Deferred keyring access (what `server_handshake` uses): `feed` stops at
+    /// `AUTH DBUS_COOKIE_SHA1` until the caller hands in the keyring's answer,
+    /// and lines that came meanwhile wait.
+    #[test]
+    fn deferred_cookie_lookup_holds_later_lines_until_the_answer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let own = rustix::process::geteuid().as_raw();
+        let make = || {
+            let mut c = ServerConfig::new(Guid::parse("0123456789abcdef0123456789abcdef").unwrap());
+            c.mechanisms = vec![Mechanism::CookieSha1];
+            c.keyring = Some(Keyring::new(tmp.path().join("k")));
+            let mut s = ServerAuth::new(Arc::new(c), Some(Credentials::from_uid(own)), false);
+            s.defer_keyring();
+            s
+        };
+        let mut out = Vec::new();
+        assert!(
+            make().cookie_found(Ok((1, "x".into())), &mut out).is_err(),
+            "no lookup asked for"
+        );
+        let mut s = make();
+        let auth = format!(
+            "AUTH DBUS_COOKIE_SHA1 {}\r\n",
+            hex_encode(own.to_string().as_bytes())
+        );
+        let (r, out, rest) = run(&mut s, format!("\0{auth}CANCEL\r\n").as_bytes());
+        assert_eq!(r, Ok(None));
+        assert_eq!(out, "", "nothing before the keyring answers");
+        assert_eq!(&rest[..], b"CANCEL\r\n", "the next line waits");
+        assert!(
+            !tmp.path().join("k").exists(),
+            "feed did not touch the keyring"
+        );
+        let job = s.take_keyring_job().expect("a lookup to run");
+        assert!(s.take_keyring_job().is_none(), "handed out once");
+        let (r, out, _) = run(&mut s, b"CANCEL\r\n");
+        assert_eq!((r, out.as_str()), (Ok(None), ""), "still waiting");
+        let mut out = Vec::new();
+        s.cookie_found(job(), &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("DATA "), "{out}");
+        assert!(tmp.path().join("k").exists(), "the job made the keyring");
+        let (r, out, _) = run(&mut s, b"CANCEL\r\n");
+        assert_eq!(
+            (r, out.as_str()),
+            (Ok(None), "REJECTED DBUS_COOKIE_SHA1\r\n")
+        );
+        // A failed lookup rejects, as a keyring error does in blocking mode.
+        let (r, _, _) = run(&mut s, auth.as_bytes());
+        assert_eq!(r, Ok(None));
+        let mut out = Vec::new();
+        let bad = Err(crate::Error::Keyring {
+            path: tmp.path().into(),
+            reason: "test".into(),
+        });
+        s.cookie_found(bad, &mut out).unwrap();
+        assert_eq!(out, b"REJECTED DBUS_COOKIE_SHA1\r\n");
+        assert_eq!(s.state(), &ServerState::ExpectAuth);
     }
 
     #[test]
