@@ -30,7 +30,27 @@
 //!   fds than allowed are closed and fail their message (CVE-2014-3635,
 //!   CVE-2020-12049); caps per message and per connection
 //!   ([`FramedReader::set_max_message_fds`],
-//!   [`FramedReader::set_max_pending_fds`]; CVE-2014-3636).
+//!   [`FramedReader::set_max_pending_fds`]; CVE-2014-3636), a timeout on fds
+//!   held for a message that never completes
+//!   ([`FramedReader::set_pending_fd_timeout`], dbus-daemon's
+//!   `pending_fd_timeout`; CVE-2014-3637), and on the sending side a count and
+//!   an optional cap of fds queued and not sent yet
+//!   ([`FramedWriter::queued_fds`], [`FramedWriter::set_max_queued_fds`];
+//!   dbus-daemon's `max_outgoing_unix_fds`).
+//! - Message size: [`FramedReader::set_max_message_size`] (default
+//!   [`MAX_MESSAGE_SIZE`], the specification's 128 MiB; dbus-daemon's
+//!   `max_message_size`) is checked from a message's first 16 bytes, before
+//!   the rest is buffered.
+//! - The DBUS_COOKIE_SHA1 server's keyring work (file I/O, waiting for another
+//!   process's lock) runs on tokio's blocking pool, not on the runtime.
+//!
+//! # Daemon helpers
+//!
+//! [`take_inherited_fd`] takes ownership of an fd inherited by number (a
+//! daemon's `--print-address=FD`), so it can be written and closed without
+//! `unsafe` in the caller. It holds this crate's only `unsafe` code: the
+//! crate's lints are the workspace's with `unsafe_code` lowered from
+//! `forbid` to `deny`, and only the private `sys` module allows it.
 
 pub mod address;
 pub mod auth;
