@@ -10,8 +10,22 @@
 //! - `org.freedesktop.DBus.Peer.Ping` and `GetMachineId` on any path;
 //! - `UnknownObject`, `UnknownInterface` and `UnknownMethod` error replies.
 //!
-//! A call without INTERFACE goes to the one exported interface of the object that has the
-//! member; when none or several have it, it is answered with `UnknownMethod`.
+//! # Calls without INTERFACE (CVE-2008-0595)
+//!
+//! The INTERFACE field of a method call is optional. Such a call is never guessed at: it goes
+//! to the one interface of the object that has a method of that name, counting the standard
+//! interfaces the bus answers there (`Peer` everywhere, `Introspectable` on exported paths and
+//! their parents) unless the object exports its own. When no interface has the member, the
+//! answer is `UnknownMethod`; when several have it, it is `UnknownMethod` too, saying which
+//! interfaces to choose from, and nothing is called. (The specification leaves the choice open
+//! between an error and an arbitrary pick; an arbitrary pick is how dbus-daemon's policy was
+//! bypassed in CVE-2008-0595, so we refuse.)
+//!
+//! # User code that panics
+//!
+//! A message handler or an exported method that panics does not take the connection down:
+//! the panic is caught, a method call gets an `org.freedesktop.DBus.Error.Failed` reply saying
+//! so, and the object goes on handling its next calls.
 //!
 //! # Order and the reader
 //!
@@ -161,6 +175,46 @@ enum Route {
     Error(&'static str, String),
 }
 
+/// Catches a panic while polling the inner future (user code must not kill the reader or an
+/// object's task).
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// `s`, cut to a length fit for an error text (paths and names come from the peer and may be
+/// megabytes long: CVE-2019-6454).
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 256;
+    if s.len() <= MAX {
+        return s.into();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &s[..end], s.len()).into()
+}
+
 /// The paths strictly below `path`, one level down (child node names).
 fn children<'a>(path: &str, all: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     let prefix = if path == "/" {
@@ -223,8 +277,7 @@ impl Registry {
     }
 
     /// The introspection data the bus answers for `path` (`None`: nothing there).
-    pub(crate) fn introspect(&self, path: &str) -> Option<Node<'static>> {
-        let objects = lock(&self.objects);
+    fn introspect_in(objects: &HashMap<String, Object>, path: &str) -> Option<Node<'static>> {
         let obj = objects.get(path);
         let kids = children(path, objects.keys());
         if obj.is_none() && kids.is_empty() {
@@ -251,83 +304,99 @@ impl Registry {
     }
 
     fn route(&self, path: &str, iface: Option<&str>, member: &str) -> Route {
-        {
-            let objects = lock(&self.objects);
-            if let Some(obj) = objects.get(path) {
-                match iface {
-                    Some(name) => {
-                        if let Some(i) = obj.find(name) {
-                            return if i.has_method(member) {
-                                Route::Call(Arc::clone(i), Arc::clone(&obj.lane))
-                            } else {
-                                Route::Error(
-                                    names::UNKNOWN_METHOD,
-                                    format!("no method {member} in interface {name} at {path}"),
-                                )
-                            };
-                        }
-                    }
-                    None => {
-                        let mut found = obj.interfaces.iter().filter(|i| i.has_method(member));
-                        match (found.next(), found.next()) {
-                            (Some(i), None) => {
-                                return Route::Call(Arc::clone(i), Arc::clone(&obj.lane));
-                            }
-                            (Some(_), Some(_)) => {
-                                return Route::Error(
-                                    names::UNKNOWN_METHOD,
-                                    format!(
-                                        "several interfaces at {path} have a method {member}; \
-                                         name the interface"
-                                    ),
-                                );
-                            }
-                            (None, _) => {}
-                        }
-                    }
-                }
-            }
-        }
-        let std_iface = iface.or(match member {
-            "Ping" | "GetMachineId" => Some(PEER),
-            "Introspect" => Some(INTROSPECTABLE),
-            _ => None,
-        });
-        match std_iface {
-            Some(PEER) => {
-                return match member {
-                    "Ping" => Route::Ping,
-                    "GetMachineId" => Route::MachineId,
-                    _ => Route::Error(
-                        names::UNKNOWN_METHOD,
-                        format!("no method {member} in {PEER}"),
-                    ),
+        let objects = lock(&self.objects);
+        let obj = objects.get(path);
+        let exported = |name: &str| obj.and_then(|o| o.find(name));
+        let call = |i: &Arc<dyn Interface>| {
+            let lane = obj.map(|o| Arc::clone(&o.lane)).unwrap_or_default();
+            Route::Call(Arc::clone(i), lane)
+        };
+        let no_method = |what: &str| {
+            Route::Error(
+                names::UNKNOWN_METHOD,
+                format!("no method {} in {what} at {}", shown(member), shown(path)),
+            )
+        };
+        if let Some(name) = iface {
+            if let Some(i) = exported(name) {
+                return if i.has_method(member) {
+                    call(i)
+                } else {
+                    no_method(&format!("interface {name}"))
                 };
             }
-            Some(INTROSPECTABLE) => {
-                if let Some(node) = self.introspect(path) {
-                    return if member == "Introspect" {
-                        Route::Introspect(node.to_xml())
-                    } else {
-                        Route::Error(
-                            names::UNKNOWN_METHOD,
-                            format!("no method {member} in {INTROSPECTABLE}"),
-                        )
-                    };
+            return match name {
+                PEER => match member {
+                    "Ping" => Route::Ping,
+                    "GetMachineId" => Route::MachineId,
+                    _ => no_method(PEER),
+                },
+                INTROSPECTABLE => match Self::introspect_in(&objects, path) {
+                    Some(node) if member == "Introspect" => Route::Introspect(node.to_xml()),
+                    Some(_) => no_method(INTROSPECTABLE),
+                    None => Route::Error(
+                        names::UNKNOWN_OBJECT,
+                        format!("no object at {}", shown(path)),
+                    ),
+                },
+                _ if obj.is_none() => Route::Error(
+                    names::UNKNOWN_OBJECT,
+                    format!("no object at {}", shown(path)),
+                ),
+                _ => Route::Error(
+                    names::UNKNOWN_INTERFACE,
+                    format!("no interface {name} at {}", shown(path)),
+                ),
+            };
+        }
+        // No INTERFACE: the one interface here that has the member, or an error (see the
+        // module docs). The standard interfaces count unless the object exports its own.
+        let mut users = obj
+            .into_iter()
+            .flat_map(|o| o.interfaces.iter())
+            .filter(|i| i.has_method(member));
+        let user = users.next();
+        let mut candidates: Vec<&str> = user.iter().map(|i| i.name()).collect();
+        candidates.extend(users.map(|i| i.name()));
+        let peer = exported(PEER).is_none() && matches!(member, "Ping" | "GetMachineId");
+        if peer {
+            candidates.push(PEER);
+        }
+        let node = if exported(INTROSPECTABLE).is_none() && member == "Introspect" {
+            Self::introspect_in(&objects, path)
+        } else {
+            None
+        };
+        if node.is_some() {
+            candidates.push(INTROSPECTABLE);
+        }
+        match (candidates.len(), user) {
+            (1, Some(i)) => call(i),
+            (1, None) if peer => {
+                if member == "Ping" {
+                    Route::Ping
+                } else {
+                    Route::MachineId
                 }
             }
-            _ => {}
-        }
-        let exists = lock(&self.objects).contains_key(path);
-        match iface {
-            _ if !exists => Route::Error(names::UNKNOWN_OBJECT, format!("no object at {path}")),
-            Some(name) => Route::Error(
-                names::UNKNOWN_INTERFACE,
-                format!("no interface {name} at {path}"),
+            (1, None) => match node {
+                Some(n) => Route::Introspect(n.to_xml()),
+                None => no_method("any interface"),
+            },
+            (0, _) if obj.is_none() => Route::Error(
+                names::UNKNOWN_OBJECT,
+                format!("no object at {}", shown(path)),
             ),
-            None => Route::Error(
+            (0, _) => no_method("any interface"),
+            _ => Route::Error(
                 names::UNKNOWN_METHOD,
-                format!("no method {member} at {path}"),
+                format!(
+                    "the call names no interface, and {} at {} have a method {}: \
+                     set INTERFACE to choose",
+                    candidates.join(", "),
+                    shown(path),
+                    shown(member)
+                ),
             ),
         }
     }
@@ -381,7 +450,17 @@ pub(crate) fn dispatch(core: &Arc<Core>, msg: Message) {
             };
             let core = Arc::clone(core);
             lane.submit(Box::pin(async move {
-                let r = iface.call(&bus, &msg).await;
+                let r = match CatchUnwind(iface.call(&bus, &msg)).await {
+                    Ok(r) => r,
+                    Err(panic) => Err(DBusError::failed(format!(
+                        "{}.{} panicked: {}",
+                        iface.name(),
+                        msg.member()
+                            .map(|m| m.as_str().to_owned())
+                            .unwrap_or_default(),
+                        panic_text(&*panic)
+                    ))),
+                };
                 respond(&core, &msg, r);
             }));
             return;

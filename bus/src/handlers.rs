@@ -1,14 +1,17 @@
 //! Message handlers: plain functions that see every incoming message first (dbus-fast's
 //! `add_message_handler`). No async here: a handler runs inside the reader and must return
-//! quickly; to do slow work, spawn a task from it.
+//! quickly; to do slow work, spawn a task from it. A handler that panics is treated as
+//! dbus-fast treats one that raises: a method call gets an `org.freedesktop.DBus.Error.Failed`
+//! reply, any other message goes on to the next handler; the connection lives on.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fastbus_wire::Message;
+use fastbus_wire::{Message, MessageType};
 
 use crate::connection::lock;
+use crate::error::names;
 
 /// What a message handler did with a message.
 // Returned once per message and consumed at once: boxing the reply would only add an allocation.
@@ -76,9 +79,22 @@ impl Handlers {
         }
         let list = Arc::clone(&lock(&self.list));
         for (_, h) in list.iter() {
-            match h(msg) {
-                HandlerResult::NotHandled => {}
-                done => return done,
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(msg))) {
+                Ok(HandlerResult::NotHandled) => {}
+                Ok(done) => return done,
+                // As dbus-fast does with a handler that raises: a method call gets an error
+                // reply (and counts as handled); anything else goes on to the next handler.
+                Err(panic) if msg.message_type() == MessageType::METHOD_CALL => {
+                    let text = format!(
+                        "a message handler panicked: {}",
+                        crate::export::panic_text(&*panic)
+                    );
+                    return match Message::error(msg, names::FAILED, &text).build() {
+                        Ok(reply) if msg.expects_reply() => HandlerResult::Reply(reply),
+                        _ => HandlerResult::Handled,
+                    };
+                }
+                Err(_) => {}
             }
         }
         HandlerResult::NotHandled

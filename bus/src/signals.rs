@@ -487,15 +487,15 @@ fn add_match(core: &Core, rule: &str, state: &AddState) {
 /// Waits until the bus has answered for `state`.
 async fn added(state: &AddState) -> Result<()> {
     let mut rx = state.subscribe();
-    let r = match rx.wait_for(|a| !matches!(a, Added::Pending)).await {
+    let outcome = rx.wait_for(|a| !matches!(a, Added::Pending)).await;
+    match outcome {
         Ok(a) => match &*a {
             Added::Failed(f) => Err(f.to_error()),
             _ => Ok(()),
         },
         // Nobody can answer any more: the connection is gone.
         Err(_) => Err(Error::Disconnected(DisconnectReason::ByUs)),
-    };
-    r
+    }
 }
 
 /// Subscribes to `rule` (see the module docs).

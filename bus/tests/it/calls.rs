@@ -116,14 +116,16 @@ async fn error_replies_carry_name_text_and_message() {
 #[tokio::test]
 async fn calls_time_out_with_their_own_error_and_the_connection_goes_on() {
     run(|env| async move {
-        let (svc_bus, _svc) = env.service().await;
+        // `Hold` answers only when released, so no reply can beat the timeout.
+        let (svc_bus, svc) = env.service().await;
         let dest = svc_bus.unique_name().unwrap().to_owned();
         let bus = env.connect().await;
-        let slow = test_call(&dest, "Sleep").body(&(3000u32,)).build().unwrap();
-        let e = within(bus.call_with_timeout(slow, Duration::from_millis(50)))
+        let held = test_call(&dest, "Hold").body(&("a",)).build().unwrap();
+        let e = within(bus.call_with_timeout(held, Duration::from_millis(50)))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Timeout { timeout } if timeout == Duration::from_millis(50)));
+        assert_eq!(e.fault(), Fault::Library);
         // The default timeout comes from the builder.
         let short = env
             .builder()
@@ -131,15 +133,24 @@ async fn calls_time_out_with_their_own_error_and_the_connection_goes_on() {
             .connect()
             .await
             .unwrap();
-        let slow = test_call(&dest, "Sleep").body(&(3000u32,)).build().unwrap();
+        let held = test_call(&dest, "Hold").body(&("b",)).build().unwrap();
         assert!(matches!(
-            within(short.call(slow)).await,
+            within(short.call(held)).await,
             Err(Error::Timeout { .. })
         ));
-        let r: String = within(bus.call_method(&dest, PATH, IFACE, "Echo", &("after",)))
-            .await
-            .unwrap();
-        assert_eq!(r, "after");
+        // The late replies arrive and are dropped; the connections go on.
+        for _ in 0..2 {
+            within(svc.holding.notified()).await;
+            svc.release();
+            within(svc.held_done.notified()).await;
+        }
+        assert_eq!(*svc.held.lock().unwrap(), ["a", "b"]);
+        for b in [&bus, &short] {
+            let r: String = within(b.call_method(&dest, PATH, IFACE, "Echo", &("after",)))
+                .await
+                .unwrap();
+            assert_eq!(r, "after");
+        }
     })
     .await;
 }
@@ -184,6 +195,129 @@ async fn message_handlers_reply_or_mark_handled_and_can_be_removed() {
             e.error_name(),
             Some("org.freedesktop.DBus.Error.UnknownObject")
         );
+    })
+    .await;
+}
+
+/// Set in the child process of [`connect_by_bus_type_finds_the_bus_in_the_environment`].
+const BUS_TYPE_CHILD: &str = "FASTBUS_IT_BUS_TYPE_CHILD";
+
+#[tokio::test]
+async fn connect_by_bus_type_finds_the_bus_in_the_environment() {
+    use fastbus::{BusType, MessageBus};
+    if let Some(kind) = std::env::var_os(BUS_TYPE_CHILD) {
+        // The child: its environment names the test's private daemon (never the machine's).
+        let bus_type = if kind == "system" {
+            BusType::System
+        } else {
+            BusType::Session
+        };
+        let bus = within(MessageBus::connect(bus_type)).await.unwrap();
+        let me = bus.unique_name().unwrap().to_owned();
+        let names: Vec<String> =
+            within(bus.call_method(DBUS_NAME, DBUS_PATH, DBUS_INTERFACE, "ListNames", &()))
+                .await
+                .unwrap();
+        assert!(names.contains(&me));
+        return;
+    }
+    // The environment of this process is shared by every test thread; a child process gets
+    // its own.
+    let Some(env) = crate::common::start_daemon() else {
+        return;
+    };
+    for (kind, var, other) in [
+        (
+            "session",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "DBUS_SYSTEM_BUS_ADDRESS",
+        ),
+        (
+            "system",
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "DBUS_SESSION_BUS_ADDRESS",
+        ),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "calls::connect_by_bus_type_finds_the_bus_in_the_environment",
+                "--test-threads=1",
+            ])
+            .env(BUS_TYPE_CHILD, kind)
+            .env(var, env.address())
+            // Unreachable, so that a mix-up fails instead of finding a real bus.
+            .env(other, "unix:path=/nonexistent/fastbus-test")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{kind}: {text}");
+        assert!(
+            text.contains("1 passed"),
+            "{kind}: the child ran nothing: {text}"
+        );
+    }
+}
+
+/// EXTERNAL, counting how often the connection used it.
+#[derive(Debug)]
+struct CountingExternal(
+    fastbus_transport::auth::External,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+impl fastbus_transport::auth::Authenticator for CountingExternal {
+    fn mechanism(&self) -> &str {
+        self.0.mechanism()
+    }
+    fn initial_response(&mut self) -> Option<Vec<u8>> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.initial_response()
+    }
+    fn challenge(&mut self, data: &[u8]) -> fastbus_transport::auth::ChallengeResponse {
+        self.0.challenge(data)
+    }
+}
+
+/// A mechanism no bus offers.
+#[derive(Debug)]
+struct Unheard;
+
+impl fastbus_transport::auth::Authenticator for Unheard {
+    fn mechanism(&self) -> &str {
+        "X-FASTBUS-UNHEARD-OF"
+    }
+    fn initial_response(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    fn challenge(&mut self, _: &[u8]) -> fastbus_transport::auth::ChallengeResponse {
+        fastbus_transport::auth::ChallengeResponse::Cancel
+    }
+}
+
+#[tokio::test]
+async fn the_builder_uses_the_authenticator_it_is_given() {
+    run(|env| async move {
+        let used = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&used);
+        let bus = within(
+            env.builder()
+                .authenticator(move || {
+                    Box::new(CountingExternal(
+                        fastbus_transport::auth::External::new(),
+                        std::sync::Arc::clone(&counter),
+                    ))
+                })
+                .connect(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(used.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(bus.unique_name().is_some());
+        let e = within(env.builder().authenticator(|| Box::new(Unheard)).connect())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Transport(_)), "{e}");
     })
     .await;
 }

@@ -65,6 +65,11 @@ impl Env {
         MessageBus::builder().address(self.address.clone())
     }
 
+    /// The bus's address (empty for the in-process testbus, which is reached in memory).
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
     /// A new connection with default options.
     pub(crate) async fn connect(&self) -> MessageBus {
         self.builder().connect().await.expect("connect")
@@ -92,7 +97,8 @@ impl Env {
     }
 }
 
-fn start_daemon() -> Option<Env> {
+/// A private dbus-daemon alone (`None`, with a printed SKIPPED line, when not installed).
+pub(crate) fn start_daemon() -> Option<Env> {
     if !Path::new(DAEMON).exists() {
         println!("SKIPPED against dbus-daemon: {DAEMON} is not installed");
         return None;
@@ -189,12 +195,29 @@ pub(crate) fn test_call(dest: &str, member: &str) -> fastbus_wire::MessageBuilde
         .destination(dest)
 }
 
-/// The test service: `Echo(s) -> s`, `Sleep(u ms)`, `Fail()`, `WriteFd(h)`, `Record(u)`,
-/// `Log() -> au`, `Burst(u n)` (emits n `Tick(u)` signals, then replies).
+/// The test service: `Echo(s) -> s`, `Sleep(u ms)`, `Fail()`, `WriteFd(h)`, `ReadFd() -> h`,
+/// `Record(u)`, `Log() -> au`, `Burst(u n)` (emits n `Tick(u)` signals, then replies),
+/// `Panic()` and `PanicLater()` (panic at once / after waiting once), `Hold(s)` (waits until
+/// the test calls `release`, then records its argument and replies).
 #[derive(Debug, Default)]
 pub(crate) struct TestService {
     pub(crate) calls: std::sync::atomic::AtomicUsize,
+    /// The number of calls so far, to wait on.
+    pub(crate) seen: tokio::sync::watch::Sender<usize>,
     pub(crate) log: Mutex<Vec<u32>>,
+    /// `Hold` has started waiting.
+    pub(crate) holding: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    /// `Hold` has recorded its argument in `held`.
+    pub(crate) held_done: tokio::sync::Notify,
+    pub(crate) held: Mutex<Vec<String>>,
+}
+
+impl TestService {
+    /// Lets one waiting `Hold` go on.
+    pub(crate) fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 fn method(name: &str, ins: &[&str], outs: &[&str]) -> Method<'static> {
@@ -226,18 +249,34 @@ impl Interface for TestService {
             .with_method(method("Record", &["u"], &[]))
             .with_method(method("Log", &[], &["au"]))
             .with_method(method("Burst", &["u"], &[]))
+            .with_method(method("ReadFd", &[], &["h"]))
+            .with_method(method("Panic", &[], &[]))
+            .with_method(method("PanicLater", &[], &[]))
+            .with_method(method("Hold", &["s"], &[]))
     }
 
     fn has_method(&self, member: &str) -> bool {
         matches!(
             member,
-            "Echo" | "Sleep" | "Fail" | "WriteFd" | "Record" | "Log" | "Burst"
+            "Echo"
+                | "Sleep"
+                | "Fail"
+                | "WriteFd"
+                | "ReadFd"
+                | "Record"
+                | "Log"
+                | "Burst"
+                | "Panic"
+                | "PanicLater"
+                | "Hold"
         )
     }
 
     async fn call(&self, bus: &MessageBus, call: &Message) -> MethodResult {
-        self.calls
+        let n = self
+            .calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.seen.send_replace(n + 1);
         let bad = |e: fastbus_wire::Error| DBusError::invalid_args(e.to_string());
         let ret = || Message::method_return(call);
         let member = call
@@ -290,6 +329,26 @@ impl Interface for TestService {
                         .map_err(bad)?;
                     bus.send(s).map_err(|e| DBusError::failed(e.to_string()))?;
                 }
+                ret()
+            }
+            "ReadFd" => {
+                let (r, w) = rustix::pipe::pipe().map_err(|e| DBusError::failed(e.to_string()))?;
+                rustix::io::write(&w, b"hello from the service")
+                    .map_err(|e| DBusError::failed(e.to_string()))?;
+                ret().body(&(Fd(0),)).fds(vec![r])
+            }
+            "Panic" => panic!("Panic was called"),
+            "PanicLater" => {
+                tokio::task::yield_now().await;
+                panic!("PanicLater was called")
+            }
+            "Hold" => {
+                self.holding.notify_one();
+                self.release.notified().await;
+                // The request message is still alive and readable after the wait (CVE-2020-1712).
+                let s: &str = call.body().map_err(bad)?;
+                self.held.lock().unwrap().push(s.to_owned());
+                self.held_done.notify_one();
                 ret()
             }
             _ => return Err(DBusError::failed("not reached: has_method filters")),

@@ -208,3 +208,191 @@ async fn calls_to_one_object_are_handled_in_arrival_order() {
     })
     .await;
 }
+
+/// An interface with a `Ping` method of its own (clashes with `org.freedesktop.DBus.Peer`).
+#[derive(Debug)]
+struct Pinger;
+
+#[async_trait]
+impl Interface for Pinger {
+    fn name(&self) -> &str {
+        "org.fastbus.Pinger"
+    }
+    fn introspect(&self) -> intro::Interface<'static> {
+        intro::Interface::new(InterfaceName::new("org.fastbus.Pinger").unwrap())
+    }
+    fn has_method(&self, m: &str) -> bool {
+        m == "Ping"
+    }
+    async fn call(&self, _: &MessageBus, call: &Message) -> MethodResult {
+        Ok(Some(
+            Message::method_return(call)
+                .body(&("pong",))
+                .build()
+                .unwrap(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn a_call_without_interface_is_refused_when_a_standard_interface_also_has_the_member() {
+    // CVE-2008-0595: a missing INTERFACE is never guessed at.
+    run(|env| async move {
+        let svc_bus = env.connect().await;
+        svc_bus.export(PATH, Arc::new(Pinger)).unwrap();
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let bus = env.connect().await;
+        let call = |path: &str, iface: Option<&str>, member: &str| {
+            let mut b = Message::method_call(path, member).destination(&dest);
+            if let Some(i) = iface {
+                b = b.interface(i);
+            }
+            b.build().unwrap()
+        };
+        // Ping without INTERFACE at PATH: both Pinger and Peer have it.
+        let e = within(bus.call(call(PATH, None, "Ping")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.error_name(),
+            Some("org.freedesktop.DBus.Error.UnknownMethod")
+        );
+        let text = e.dbus_error().unwrap().text().to_owned();
+        assert!(
+            text.contains("org.fastbus.Pinger") && text.contains("org.freedesktop.DBus.Peer"),
+            "{text}"
+        );
+        // Named, each answers.
+        let r = within(bus.call(call(PATH, Some("org.fastbus.Pinger"), "Ping")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body::<&str>().unwrap(), "pong");
+        let r = within(bus.call(call(PATH, Some("org.freedesktop.DBus.Peer"), "Ping")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.signature().as_str(), "");
+        // Elsewhere only Peer has Ping; and Introspect without INTERFACE is unambiguous.
+        within(bus.call(call("/elsewhere", None, "Ping")))
+            .await
+            .unwrap();
+        let r = within(bus.call(call(PATH, None, "Introspect")))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r.body::<&str>().unwrap().contains("org.fastbus.Pinger"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn panics_in_handlers_and_methods_become_error_replies() {
+    run(|env| async move {
+        let (svc_bus, _svc) = env.service().await;
+        svc_bus.add_message_handler(|m| {
+            if m.member().is_some_and(|x| x.as_str() == "HandlerPanic") {
+                panic!("the handler gave up");
+            }
+            fastbus::HandlerResult::NotHandled
+        });
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let bus = env.connect().await;
+        for (member, expect) in [
+            ("HandlerPanic", "the handler gave up"),
+            ("Panic", "Panic was called"),
+            ("PanicLater", "PanicLater was called"),
+        ] {
+            let e = within(bus.call(test_call(&dest, member).build().unwrap()))
+                .await
+                .unwrap_err();
+            assert_eq!(e.error_name(), Some("org.freedesktop.DBus.Error.Failed"));
+            let text = e.dbus_error().unwrap().text();
+            assert!(text.contains("panicked") && text.contains(expect), "{text}");
+        }
+        // The connection and the object go on (PanicLater ran on the object's task).
+        let r: String = within(bus.call_method(&dest, PATH, IFACE, "Echo", &("still here",)))
+            .await
+            .unwrap();
+        assert_eq!(r, "still here");
+        assert!(svc_bus.is_connected());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_path_of_several_mib_is_answered_without_a_crash() {
+    // CVE-2019-6454: sd-bus put the incoming path in a stack buffer sized by it.
+    run(|env| async move {
+        let (svc_bus, _svc) = env.service().await;
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let bus = env.connect().await;
+        let long = format!("{PATH}{}", "/a".repeat(2 * 1024 * 1024));
+        for (iface, member) in [
+            (Some(IFACE), "Echo"),
+            (None, "Echo"),
+            (None, "Introspect"),
+            (Some("org.freedesktop.DBus.Introspectable"), "Introspect"),
+        ] {
+            let mut b = Message::method_call(&long, member).destination(&dest);
+            if let Some(i) = iface {
+                b = b.interface(i);
+            }
+            let e = within(bus.call(b.build().unwrap())).await.unwrap_err();
+            assert_eq!(
+                e.error_name(),
+                Some("org.freedesktop.DBus.Error.UnknownObject"),
+                "{e}"
+            );
+            // The error text names the path, cut short.
+            assert!(e.dbus_error().unwrap().text().len() < 1024);
+        }
+        // Ping is answered on any path, however long.
+        let ping = Message::method_call(&long, "Ping")
+            .interface("org.freedesktop.DBus.Peer")
+            .destination(&dest)
+            .build()
+            .unwrap();
+        within(bus.call(ping)).await.unwrap();
+        let r: String = within(bus.call_method(&dest, PATH, IFACE, "Echo", &("fine",)))
+            .await
+            .unwrap();
+        assert_eq!(r, "fine");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_waiting_method_keeps_its_request_after_the_caller_leaves() {
+    // CVE-2020-1712: the request must outlive an asynchronous step even if its sender is gone.
+    run(|env| async move {
+        let (svc_bus, svc) = env.service().await;
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let caller = env.connect().await;
+        let pending = {
+            let caller = caller.clone();
+            let m = test_call(&dest, "Hold")
+                .body(&("the request",))
+                .build()
+                .unwrap();
+            tokio::spawn(async move { caller.call(m).await })
+        };
+        within(svc.holding.notified()).await;
+        caller.disconnect().await;
+        assert!(matches!(
+            within(pending).await.unwrap(),
+            Err(Error::Disconnected(_))
+        ));
+        svc.release();
+        within(svc.held_done.notified()).await;
+        assert_eq!(*svc.held.lock().unwrap(), ["the request"]);
+        // The service is unharmed by replying to someone who left.
+        let other = env.connect().await;
+        let r: String = within(other.call_method(&dest, PATH, IFACE, "Echo", &("ok",)))
+            .await
+            .unwrap();
+        assert_eq!(r, "ok");
+        assert!(svc_bus.is_connected());
+    })
+    .await;
+}

@@ -57,3 +57,22 @@ async fn fds_are_refused_when_not_negotiated() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_fd_comes_back_in_a_reply() {
+    run(|env| async move {
+        let (svc_bus, _svc) = env.service().await;
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let bus = env.connect().await;
+        let reply = within(bus.call(test_call(&dest, "ReadFd").build().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        let index: Fd = reply.body().unwrap();
+        let fd = reply.fd(index).unwrap();
+        let mut buf = [0u8; 64];
+        let n = rustix::io::read(fd, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello from the service");
+    })
+    .await;
+}
