@@ -437,11 +437,15 @@ impl MessageBus {
 
     /// Subscribes to the signals that match `rule`, as a stream. The bus is sent `AddMatch`
     /// for the first subscriber of each distinct rule (after the subscription is registered,
-    /// so nothing slips through), and `RemoveMatch` when the last one is dropped.
+    /// so nothing slips through), and `RemoveMatch` when the last one is dropped. Returns once
+    /// the bus has answered the rule's `AddMatch`. See [`crate::signals`] for the overflow
+    /// policy and for rules whose `sender` is a well-known name.
     ///
     /// # Errors
     /// The bus refusing `AddMatch` (for example `org.freedesktop.DBus.Error.MatchRuleInvalid`
-    /// or `LimitsExceeded`); [`Error::Disconnected`].
+    /// or `LimitsExceeded`), for every subscriber of that rule that was waiting;
+    /// [`Error::Disconnected`]; [`Error::Timeout`] when the bus does not answer within the
+    /// default call timeout.
     pub async fn subscribe(&self, rule: MatchRule) -> Result<SignalStream> {
         signals::subscribe(self.core(), rule).await
     }

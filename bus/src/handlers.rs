@@ -21,7 +21,9 @@ pub enum HandlerResult {
     /// Not handled: later handlers and the normal routing see it.
     NotHandled,
     /// Handled: no later handler runs, and a method call is not routed to exported objects
-    /// (so no `UnknownMethod` reply is sent for it).
+    /// (so no `UnknownMethod` reply is sent for it). A reply still completes the call that
+    /// awaits it and a signal still reaches the subscriptions that match it: handlers observe
+    /// those, they cannot swallow them.
     Handled,
     /// Handled, and this message (usually `Message::method_return(&msg)` or
     /// `Message::error(&msg, ..)`) is sent as the reply; it gets a serial when sent.

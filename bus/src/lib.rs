@@ -11,8 +11,10 @@
 //!
 //! ```text
 //! MessageBus (Clone) ──> Core ──> writer: write now under a lock; a task only when the socket is full
-//!                          └────> reader task: replies ─> callers, signals ─> bounded streams,
-//!                                              calls ─> exported interfaces (in order per object)
+//!                          ├────> reader task: replies ─> callers' slots, signals ─> bounded
+//!                          │                   streams, calls ─> exported interfaces (in order
+//!                          │                   per object)
+//!                          └────> timer task: expires calls at the earliest deadline
 //! ```
 //!
 //! See `bus/README.md` for a walk-through.
