@@ -4,7 +4,10 @@
 //!
 //! Values: integers and doubles as numbers, `b` as true/false, `s`/`o`/`g` as strings, `h` as
 //! `{"fd": index}`, `v` as `{"signature": "...", "value": ...}`, arrays as lists, dicts as lists
-//! of `[key, value]` pairs in wire order, structs as lists.
+//! of `[key, value]` pairs in wire order, structs as lists. JSON has no NaN or infinities: such
+//! doubles print as `null` (and `encode` refuses `null` for a `d`, saying so). An `h` index past
+//! the message's UNIX_FDS count is reported as a decode failure (the value cannot be read, as
+//! `shared/conformance/wire.md` case 29 asks).
 
 #![allow(dead_code, reason = "each example uses one direction")]
 
