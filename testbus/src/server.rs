@@ -503,7 +503,9 @@ async fn accept_loop(shared: Arc<Shared>, mut listener: Listener) {
         }
         let (t, nonce) = incoming.into_transport();
         let sh = Arc::clone(&shared);
-        let h = tokio::spawn(authenticate_and_serve(sh, t, nonce, permit));
+        // Boxed: the connection's future is large, and tokio moves an unboxed
+        // future several times while spawning it (a measurable part of a connect).
+        let h = tokio::spawn(Box::pin(authenticate_and_serve(sh, t, nonce, permit)));
         shared.track(h);
     }
 }
@@ -519,7 +521,8 @@ async fn authenticate_and_serve(
 ) {
     let mut down = shared.shutdown.subscribe();
     let r = tokio::select! {
-        r = fastbus_transport::server_handshake(t, Arc::clone(&shared.auth), nonce) => r,
+        // Boxed, so the handshake's buffers do not make the serving future larger.
+        r = Box::pin(fastbus_transport::server_handshake(t, Arc::clone(&shared.auth), nonce)) => r,
         _ = down.wait_for(|d| *d) => return,
     };
     drop(permit);
