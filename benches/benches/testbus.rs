@@ -20,7 +20,16 @@
 //!   `MessageBus::connect_address`.
 //!
 //! Each case is checked once before it is timed (replies, counts, order, connect replies).
+//! After each case a `CPU ...` line gives the daemon's own CPU time per element (from the
+//! kernel's schedstat of its threads), which the load of other processes disturbs less
+//! than the wall-clock figures.
+//!
 //! Run: `CARGO_TARGET_DIR=/work/target-benches cargo bench -p fastbus-benches --bench testbus`.
+//! Knobs: `FASTBUS_BENCH_ONLY=<part of a group name>` runs (and sets up) only those groups;
+//! `FASTBUS_BENCH_BUS=testbus|dbus-daemon` starts only that daemon (for profiling);
+//! `FASTBUS_BENCH_TESTBUS_WORKERS=N` gives testbus's runtime N workers (default 2);
+//! `FASTBUS_BENCH_FULL=1` also parks 131,072 calls in dbus-daemon, which takes minutes
+//! (it checks each new call against every pending one).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -31,8 +40,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use criterion::measurement::WallTime;
 use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
 };
 use fastbus::{
     DBusError, HandlerResult, Interface, Message, MessageBus, MessageType, MethodResult,
@@ -67,8 +78,12 @@ const WAIT: Duration = Duration::from_secs(120);
 /// A 2-worker runtime whose threads are called `name` (so profiles tell the bus from the
 /// clients).
 fn runtime(name: &str) -> Runtime {
+    runtime_with(name, 2)
+}
+
+fn runtime_with(name: &str, workers: usize) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .thread_name(name)
         .enable_all()
         .build()
@@ -147,6 +162,66 @@ impl Drop for Bus {
     }
 }
 
+impl Bus {
+    /// Nanoseconds the daemon's threads have spent on a CPU so far (the kernel's
+    /// per-thread schedstat): testbus's are the threads of its runtime in this process.
+    fn cpu_ns(&self) -> u64 {
+        let (pid, comm) = match &self.inner {
+            Inner::Testbus { .. } => (std::process::id(), Some("testbus")),
+            Inner::Daemon(child) => (child.id(), None),
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        let mut total = 0;
+        for t in tasks.flatten() {
+            let dir = t.path();
+            if let Some(want) = comm {
+                let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+                if name.trim_end() != want {
+                    continue;
+                }
+            }
+            let stat = std::fs::read_to_string(dir.join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        total
+    }
+}
+
+/// Times one case on `bus` with criterion (`run(iters)` does `iters` iterations and
+/// returns their wall-clock time), then prints the daemon's CPU time per element over
+/// every iteration criterion ran (warm-up included): a cost figure that the load other
+/// processes put on the machine disturbs much less than wall-clock time.
+fn bench_on(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    label: &str,
+    bus: &Bus,
+    elements: u64,
+    mut run: impl FnMut(u64) -> Duration,
+) {
+    let mut iterations = 0;
+    let cpu = bus.cpu_ns();
+    g.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            iterations += iters;
+            run(iters)
+        });
+    });
+    let cpu = bus.cpu_ns().saturating_sub(cpu);
+    let n = (iterations * elements).max(1);
+    println!(
+        "CPU {label}: {:.2} us of {} per element ({n} elements)",
+        cpu as f64 / n as f64 / 1000.0,
+        bus.name
+    );
+}
+
 fn bus_dir() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("bus");
@@ -171,7 +246,12 @@ fn start_testbus() -> Bus {
     for l in &cfg.listen {
         builder = builder.listen(l).expect("listen address");
     }
-    let rt = runtime("testbus");
+    // As its binary runs (2 workers), unless FASTBUS_BENCH_TESTBUS_WORKERS says otherwise.
+    let workers = std::env::var("FASTBUS_BENCH_TESTBUS_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    let rt = runtime_with("testbus", workers);
     let bus = rt.block_on(builder.start()).expect("starting testbus");
     let address = bus.address().expect("testbus address");
     Bus {
@@ -213,6 +293,13 @@ fn start_dbus_daemon() -> Option<Bus> {
         inner: Inner::Daemon(child),
         _dir: dir,
     })
+}
+
+/// Whether to run the groups named `group...`: all of them unless `FASTBUS_BENCH_ONLY` is
+/// set (then only those whose name contains it). Unlike criterion's own filter this also
+/// skips their setup, so a profile of one case shows only that case.
+fn wanted(group: &str) -> bool {
+    std::env::var("FASTBUS_BENCH_ONLY").map_or(true, |only| group.contains(only.as_str()))
 }
 
 /// testbus and (when installed) dbus-daemon, fresh. `FASTBUS_BENCH_BUS=testbus` or
@@ -380,56 +467,61 @@ async fn subscriber(address: &str, tally: &Arc<Tally>) -> (MessageBus, Arc<Atomi
 // 1. Echo(s) round trips.
 
 fn echo_benches(c: &mut Criterion) {
+    if !wanted("testbus_echo") {
+        return;
+    }
     let buses = start_buses();
     let rt = runtime("clients");
     let pairs: Vec<_> = buses
         .iter()
-        .map(|b| (b.name, rt.block_on(echo_pair(&b.address))))
+        .map(|b| rt.block_on(echo_pair(&b.address)))
         .collect();
     let msg = echo_call();
 
-    let mut g = c.benchmark_group("testbus_echo_sequential");
+    let group = "testbus_echo_sequential";
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
-    for (name, (client, _server)) in &pairs {
-        g.bench_function(*name, |b| {
-            b.iter_custom(|iters| {
-                let (client, msg) = (client.clone(), msg.clone());
-                rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            echo(client.clone(), msg.clone()).await;
-                        }
-                        t.elapsed()
-                    })
-                    .await
-                    .expect("task")
+    for (bus, (client, _server)) in buses.iter().zip(&pairs) {
+        let id = BenchmarkId::from_parameter(bus.name);
+        let label = format!("{group}/{}", bus.name);
+        bench_on(&mut g, id, &label, bus, 1, |iters| {
+            let (client, msg) = (client.clone(), msg.clone());
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        echo(client.clone(), msg.clone()).await;
+                    }
+                    t.elapsed()
                 })
-            });
+                .await
+                .expect("task")
+            })
         });
     }
     g.finish();
 
-    let mut g = c.benchmark_group("testbus_echo_64_in_flight");
+    let group = "testbus_echo_64_in_flight";
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
-    for (name, (client, _server)) in &pairs {
-        g.bench_function(*name, |b| {
-            b.iter_custom(|iters| {
-                let (client, msg) = (client.clone(), msg.clone());
-                rt.block_on(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        let mut set = tokio::task::JoinSet::new();
-                        for _ in 0..IN_FLIGHT {
-                            set.spawn(echo(client.clone(), msg.clone()));
-                        }
-                        while let Some(r) = set.join_next().await {
-                            r.expect("echo task");
-                        }
+    for (bus, (client, _server)) in buses.iter().zip(&pairs) {
+        let id = BenchmarkId::from_parameter(bus.name);
+        let label = format!("{group}/{}", bus.name);
+        bench_on(&mut g, id, &label, bus, IN_FLIGHT as u64, |iters| {
+            let (client, msg) = (client.clone(), msg.clone());
+            rt.block_on(async move {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let mut set = tokio::task::JoinSet::new();
+                    for _ in 0..IN_FLIGHT {
+                        set.spawn(echo(client.clone(), msg.clone()));
                     }
-                    t.elapsed()
-                })
-            });
+                    while let Some(r) = set.join_next().await {
+                        r.expect("echo task");
+                    }
+                }
+                t.elapsed()
+            })
         });
     }
     g.finish();
@@ -496,9 +588,13 @@ impl Broadcast {
 }
 
 fn broadcast_bench(c: &mut Criterion) {
+    if !wanted("testbus_broadcast") {
+        return;
+    }
     let buses = start_buses();
     let rt = runtime("clients");
-    let mut g = c.benchmark_group("testbus_broadcast_10000x20");
+    let group = "testbus_broadcast_10000x20";
+    let mut g = c.benchmark_group(group);
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(8))
@@ -509,23 +605,24 @@ fn broadcast_bench(c: &mut Criterion) {
         rt.block_on(setup.round());
         rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
         setup.check();
-        g.bench_function(bus.name, |b| {
-            b.iter_custom(|iters| {
-                let s = Arc::clone(&setup);
-                let d = rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            s.round().await;
-                        }
-                        t.elapsed()
-                    })
-                    .await
-                    .expect("task")
-                });
-                setup.check();
-                d
+        let id = BenchmarkId::from_parameter(bus.name);
+        let label = format!("{group}/{}", bus.name);
+        let elements = u64::from(BROADCAST_SIGNALS);
+        bench_on(&mut g, id, &label, bus, elements, |iters| {
+            let s = Arc::clone(&setup);
+            let d = rt.block_on(async move {
+                tokio::spawn(async move {
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        s.round().await;
+                    }
+                    t.elapsed()
+                })
+                .await
+                .expect("task")
             });
+            setup.check();
+            d
         });
     }
     g.finish();
@@ -590,6 +687,9 @@ impl OneByOne {
 }
 
 fn match_rules_bench(c: &mut Criterion) {
+    if !wanted("testbus_unrelated_match_rules") {
+        return;
+    }
     let buses = start_buses();
     let rt = runtime("clients");
     let setups: Vec<Arc<OneByOne>> = buses
@@ -597,7 +697,8 @@ fn match_rules_bench(c: &mut Criterion) {
         .map(|b| Arc::new(rt.block_on(OneByOne::new(&b.address))))
         .collect();
     let mut holders: Vec<MessageBus> = Vec::new();
-    let mut g = c.benchmark_group("testbus_unrelated_match_rules");
+    let group = "testbus_unrelated_match_rules";
+    let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
@@ -625,17 +726,17 @@ fn match_rules_bench(c: &mut Criterion) {
             // Checked before timing: the signal still arrives, in order, with the rules in place.
             rt.block_on(s.run(3));
             s.check();
-            g.bench_with_input(BenchmarkId::new(bus.name, rules), &rules, |b, _| {
-                b.iter_custom(|iters| {
-                    let s2 = Arc::clone(s);
-                    let d = rt.block_on(async move {
-                        tokio::spawn(async move { s2.run(iters).await })
-                            .await
-                            .expect("task")
-                    });
-                    s.check();
-                    d
+            let id = BenchmarkId::new(bus.name, rules);
+            let label = format!("{group}/{}/{rules}", bus.name);
+            bench_on(&mut g, id, &label, bus, 1, |iters| {
+                let s2 = Arc::clone(s);
+                let d = rt.block_on(async move {
+                    tokio::spawn(async move { s2.run(iters).await })
+                        .await
+                        .expect("task")
                 });
+                s.check();
+                d
             });
         }
     }
@@ -702,6 +803,9 @@ fn full() -> bool {
 const PENDING_LEVELS: [usize; 3] = [0, PENDING_CALLS / 4, PENDING_CALLS];
 
 fn pending_replies_bench(c: &mut Criterion) {
+    if !wanted("testbus_pending_replies") {
+        return;
+    }
     let buses = start_buses();
     let rt = runtime("clients");
     let pairs: Vec<_> = buses
@@ -710,7 +814,8 @@ fn pending_replies_bench(c: &mut Criterion) {
         .collect();
     let msg = echo_call();
     let mut parked: Vec<MessageBus> = Vec::new();
-    let mut g = c.benchmark_group("testbus_pending_replies");
+    let group = "testbus_pending_replies";
+    let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
@@ -739,21 +844,21 @@ fn pending_replies_bench(c: &mut Criterion) {
             }
             // Checked before timing: the reply still comes back right (echo() asserts it).
             rt.block_on(echo(client.clone(), msg.clone()));
-            g.bench_with_input(BenchmarkId::new(bus.name, pending), &pending, |b, _| {
-                b.iter_custom(|iters| {
-                    let (client, msg) = (client.clone(), msg.clone());
-                    rt.block_on(async move {
-                        tokio::spawn(async move {
-                            let t = Instant::now();
-                            for _ in 0..iters {
-                                echo(client.clone(), msg.clone()).await;
-                            }
-                            t.elapsed()
-                        })
-                        .await
-                        .expect("task")
+            let id = BenchmarkId::new(bus.name, pending);
+            let label = format!("{group}/{}/{pending}", bus.name);
+            bench_on(&mut g, id, &label, bus, 1, |iters| {
+                let (client, msg) = (client.clone(), msg.clone());
+                rt.block_on(async move {
+                    tokio::spawn(async move {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            echo(client.clone(), msg.clone()).await;
+                        }
+                        t.elapsed()
                     })
-                });
+                    .await
+                    .expect("task")
+                })
             });
         }
     }
@@ -826,10 +931,14 @@ fn raw_connect(socket: &Path, hello: &[u8], buf: &mut Vec<u8>) -> std::ops::Rang
 }
 
 fn connect_bench(c: &mut Criterion) {
+    if !wanted("testbus_connect") {
+        return;
+    }
     let buses = start_buses();
     let rt = runtime("clients");
     let hello = raw_hello_bytes();
-    let mut g = c.benchmark_group("testbus_connect");
+    let group = "testbus_connect";
+    let mut g = c.benchmark_group(group);
     g.sample_size(20)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
@@ -842,37 +951,37 @@ fn connect_bench(c: &mut Criterion) {
         assert_eq!(reply.message_type(), MessageType::METHOD_RETURN);
         assert_eq!(reply.reply_serial(), Some(1));
         assert!(reply.body::<&str>().expect("name").starts_with(':'));
-        g.bench_function(BenchmarkId::new("raw_blocking", bus.name), |b| {
-            b.iter_custom(|iters| {
-                let t = Instant::now();
-                for _ in 0..iters {
-                    let r = raw_connect(&bus.socket, &hello, &mut buf);
-                    assert_eq!(buf[r.start + 1], 2, "not a method return");
-                }
-                t.elapsed()
-            });
+        let id = BenchmarkId::new("raw_blocking", bus.name);
+        let label = format!("{group}/raw_blocking/{}", bus.name);
+        bench_on(&mut g, id, &label, bus, 1, |iters| {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let r = raw_connect(&bus.socket, &hello, &mut buf);
+                assert_eq!(buf[r.start + 1], 2, "not a method return");
+            }
+            t.elapsed()
         });
     }
     for bus in &buses {
-        g.bench_function(BenchmarkId::new("messagebus", bus.name), |b| {
-            b.iter_custom(|iters| {
-                let addr = bus.address.clone();
-                rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let t = Instant::now();
-                            let m = MessageBus::connect_address(&addr).await.expect("connect");
-                            total += t.elapsed();
-                            assert!(m.unique_name().is_some_and(|n| n.starts_with(':')));
-                            m.disconnect().await;
-                        }
-                        total
-                    })
-                    .await
-                    .expect("task")
+        let id = BenchmarkId::new("messagebus", bus.name);
+        let label = format!("{group}/messagebus/{}", bus.name);
+        bench_on(&mut g, id, &label, bus, 1, |iters| {
+            let addr = bus.address.clone();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let t = Instant::now();
+                        let m = MessageBus::connect_address(&addr).await.expect("connect");
+                        total += t.elapsed();
+                        assert!(m.unique_name().is_some_and(|n| n.starts_with(':')));
+                        m.disconnect().await;
+                    }
+                    total
                 })
-            });
+                .await
+                .expect("task")
+            })
         });
     }
     g.finish();
