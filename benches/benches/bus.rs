@@ -13,6 +13,12 @@
 //! Fairness: every side runs on one 2-worker tokio runtime (zbus with its `tokio` feature, so
 //! it spawns no threads of its own) and every client loop, the raw floor's included, is a
 //! task spawned on it, so each side pays the same scheduling.
+//!
+//! After criterion's runs, the bench measures each comparison *interleaved* ([`ROUNDS`]
+//! rounds, each side in turn) and prints the median of the per-round ratios, which is what
+//! `benches/RESULTS.md` quotes: on a shared machine, a busy neighbour during one criterion
+//! group would otherwise favour the other side.
+//!
 //! Run: `CARGO_TARGET_DIR=/work/target-benches cargo bench -p fastbus-benches --bench bus`.
 
 use std::io::{BufRead, BufReader};
@@ -21,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use fastbus::{
     DBusError, Interface, Message, MessageBus, MethodResult, RequestNameFlags, WriteMode,
     async_trait,
@@ -104,22 +110,26 @@ async fn p2p_pair(mode: WriteMode) -> (MessageBus, MessageBus) {
     (client, server)
 }
 
-fn p2p(c: &mut Criterion) {
-    let rt = runtime();
-    let mut g = c.benchmark_group("p2p_roundtrip");
-    g.throughput(Throughput::Elements(1));
+/// The raw floor: a client and a server task ping-ponging the bytes of one Echo call and its
+/// reply over a socketpair.
+struct Raw {
+    client: Option<tokio::net::UnixStream>,
+    call: Vec<u8>,
+    reply_len: usize,
+}
 
-    // The same bytes fastbus sends and receives, ping-ponged raw.
-    let mut call = echo_call();
-    call.set_serial(7);
-    let call_bytes = call.encode().expect("encode");
-    let reply_bytes = Message::method_return(&call)
-        .serial(9)
-        .body(&(PAYLOAD,))
-        .build()
-        .and_then(|m| m.encode())
-        .expect("reply");
-    g.bench_function("raw_pingpong", |b| {
+impl Raw {
+    fn new(rt: &Runtime) -> Self {
+        // The same bytes fastbus sends and receives.
+        let mut call = echo_call();
+        call.set_serial(7);
+        let call_bytes = call.encode().expect("encode");
+        let reply_bytes = Message::method_return(&call)
+            .serial(9)
+            .body(&(PAYLOAD,))
+            .build()
+            .and_then(|m| m.encode())
+            .expect("reply");
         let (client, mut server) = rt.block_on(async {
             let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
             a.set_nonblocking(true).expect("nb");
@@ -138,54 +148,92 @@ fn p2p(c: &mut Criterion) {
                 }
             }
         });
-        let mut client = Some(client);
-        let cb = call_bytes.clone();
-        let rl = reply_bytes.len();
-        b.iter_custom(|iters| {
-            // The client loop is a task on the runtime, as the fastbus client loops are.
-            let (mut c, cb) = (client.take().expect("client"), cb.clone());
-            let (c, elapsed) = rt.block_on(async move {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; rl];
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        c.write_all(&cb).await.expect("write");
-                        c.read_exact(&mut buf).await.expect("read");
-                    }
-                    (c, t.elapsed())
-                })
-                .await
-                .expect("task")
-            });
-            client = Some(c);
-            elapsed
-        });
-    });
-
-    for (name, mode) in [
-        ("fastbus_direct_write", WriteMode::Direct),
-        ("fastbus_writer_task", WriteMode::WriterTask),
-    ] {
-        let (client, _server) = rt.block_on(p2p_pair(mode));
-        let msg = echo_call();
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let (client, msg) = (client.clone(), msg.clone());
-                rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            client.call(msg.clone()).await.expect("call");
-                        }
-                        t.elapsed()
-                    })
-                    .await
-                    .expect("task")
-                })
-            });
-        });
+        Raw {
+            client: Some(client),
+            call: call_bytes,
+            reply_len: reply_bytes.len(),
+        }
     }
-    g.finish();
+
+    fn run(&mut self, rt: &Runtime, iters: u64) -> Duration {
+        // The client loop is a task on the runtime, as the fastbus client loops are.
+        let (mut c, cb, rl) = (
+            self.client.take().expect("client"),
+            self.call.clone(),
+            self.reply_len,
+        );
+        let (c, elapsed) = rt.block_on(async move {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; rl];
+                let t = Instant::now();
+                for _ in 0..iters {
+                    c.write_all(&cb).await.expect("write");
+                    c.read_exact(&mut buf).await.expect("read");
+                }
+                (c, t.elapsed())
+            })
+            .await
+            .expect("task")
+        });
+        self.client = Some(c);
+        elapsed
+    }
+}
+
+/// `iters` sequential calls of a clone of `msg` (peer-to-peer: one prebuilt call).
+fn p2p_calls(rt: &Runtime, client: &MessageBus, msg: &Message, iters: u64) -> Duration {
+    let (client, msg) = (client.clone(), msg.clone());
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let t = Instant::now();
+            for _ in 0..iters {
+                client.call(msg.clone()).await.expect("call");
+            }
+            t.elapsed()
+        })
+        .await
+        .expect("task")
+    })
+}
+
+/// Everything the bench measures, set up once.
+struct Setup {
+    rt: Runtime,
+    raw: Raw,
+    direct: (MessageBus, MessageBus),
+    writer_task: (MessageBus, MessageBus),
+    p2p_msg: Message,
+    daemon: Option<DaemonSide>,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let rt = runtime();
+        let raw = Raw::new(&rt);
+        let direct = rt.block_on(p2p_pair(WriteMode::Direct));
+        let writer_task = rt.block_on(p2p_pair(WriteMode::WriterTask));
+        let daemon = start_daemon().map(|d| DaemonSide::new(&rt, d));
+        Setup {
+            rt,
+            raw,
+            direct,
+            writer_task,
+            p2p_msg: echo_call(),
+            daemon,
+        }
+    }
+
+    fn raw(&mut self, iters: u64) -> Duration {
+        self.raw.run(&self.rt, iters)
+    }
+
+    fn direct(&self, iters: u64) -> Duration {
+        p2p_calls(&self.rt, &self.direct.0, &self.p2p_msg, iters)
+    }
+
+    fn writer_task(&self, iters: u64) -> Duration {
+        p2p_calls(&self.rt, &self.writer_task.0, &self.p2p_msg, iters)
+    }
 }
 
 /// A private dbus-daemon, killed on drop.
@@ -260,147 +308,236 @@ impl ZEcho {
 
 const IN_FLIGHT: usize = 64;
 
-fn daemon(c: &mut Criterion) {
-    let Some(d) = start_daemon() else { return };
-    let rt = runtime();
-    let addr = d.address.clone();
-    let (fclient, _fserver) = rt.block_on(async {
-        let server = MessageBus::connect_address(&addr).await.expect("server");
-        server.export(PATH, Arc::new(Echo)).expect("export");
-        server
-            .request_name(FASTBUS_NAME, RequestNameFlags::NONE)
-            .await
-            .expect("name");
-        let client = MessageBus::connect_address(&addr).await.expect("client");
-        (client, server)
-    });
-    let (zclient, _zserver) = rt.block_on(async {
-        let server = zbus::connection::Builder::address(addr.as_str())
-            .name(ZBUS_NAME)
-            .serve_at(PATH, ZEcho)
-            .build()
-            .await
-            .expect("zbus server");
-        let client = zbus::connection::Builder::address(addr.as_str())
-            .build()
-            .await
-            .expect("zbus client");
-        (client, server)
-    });
-    // Each call is built afresh, as zbus's `call_method` builds it; the reply is read as a
-    // borrowed `&str` by both.
-    let fcall = |client: MessageBus| async move {
-        let msg = Message::method_call(PATH, "Echo")
-            .destination(FASTBUS_NAME)
-            .interface(IFACE)
-            .body(&(PAYLOAD,))
-            .build()
-            .expect("call");
-        let r = client.call(msg).await.expect("call").expect("reply");
-        assert_eq!(r.body::<&str>().expect("body"), PAYLOAD);
-    };
-    let zcall = |client: zbus::Connection| async move {
-        let r = client
-            .call_method(Some(ZBUS_NAME), PATH, Some(IFACE), "Echo", &(PAYLOAD,))
-            .await
-            .expect("zbus call");
-        let body = r.body();
-        let s: &str = body.deserialize().expect("body");
-        assert_eq!(s, PAYLOAD);
-    };
-
-    let mut g = c.benchmark_group("daemon_echo_sequential");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("fastbus", |b| {
-        b.iter_custom(|iters| {
-            let client = fclient.clone();
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        fcall(client.clone()).await;
-                    }
-                    t.elapsed()
-                })
-                .await
-                .expect("task")
-            })
-        });
-    });
-    g.bench_function("zbus", |b| {
-        b.iter_custom(|iters| {
-            let client = zclient.clone();
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        zcall(client.clone()).await;
-                    }
-                    t.elapsed()
-                })
-                .await
-                .expect("task")
-            })
-        });
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("daemon_echo_64_in_flight");
-    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
-    g.bench_function("fastbus", |b| {
-        b.iter_custom(|iters| {
-            let client = fclient.clone();
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        let mut set = tokio::task::JoinSet::new();
-                        for _ in 0..IN_FLIGHT {
-                            set.spawn(fcall(client.clone()));
-                        }
-                        while set.join_next().await.is_some() {}
-                    }
-                    t.elapsed()
-                })
-                .await
-                .expect("task")
-            })
-        });
-    });
-    g.bench_function("zbus", |b| {
-        b.iter_custom(|iters| {
-            let client = zclient.clone();
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        let mut set = tokio::task::JoinSet::new();
-                        for _ in 0..IN_FLIGHT {
-                            set.spawn(zcall(client.clone()));
-                        }
-                        while set.join_next().await.is_some() {}
-                    }
-                    t.elapsed()
-                })
-                .await
-                .expect("task")
-            })
-        });
-    });
-    g.finish();
-    drop(d);
+/// One Echo call by fastbus, built afresh as zbus's `call_method` builds it, the reply read
+/// as a borrowed `&str`.
+async fn fcall(client: MessageBus) {
+    let msg = Message::method_call(PATH, "Echo")
+        .destination(FASTBUS_NAME)
+        .interface(IFACE)
+        .body(&(PAYLOAD,))
+        .build()
+        .expect("call");
+    let r = client.call(msg).await.expect("call").expect("reply");
+    assert_eq!(r.body::<&str>().expect("body"), PAYLOAD);
 }
 
-fn config() -> Criterion {
-    Criterion::default()
+/// The same call by zbus.
+async fn zcall(client: zbus::Connection) {
+    let r = client
+        .call_method(Some(ZBUS_NAME), PATH, Some(IFACE), "Echo", &(PAYLOAD,))
+        .await
+        .expect("zbus call");
+    let body = r.body();
+    let s: &str = body.deserialize().expect("body");
+    assert_eq!(s, PAYLOAD);
+}
+
+/// Both libraries' servers and clients on one private dbus-daemon.
+struct DaemonSide {
+    fclient: MessageBus,
+    _fserver: MessageBus,
+    zclient: zbus::Connection,
+    _zserver: zbus::Connection,
+    _daemon: Daemon,
+}
+
+impl DaemonSide {
+    fn new(rt: &Runtime, d: Daemon) -> Self {
+        let addr = d.address.clone();
+        let (fclient, fserver) = rt.block_on(async {
+            let server = MessageBus::connect_address(&addr).await.expect("server");
+            server.export(PATH, Arc::new(Echo)).expect("export");
+            server
+                .request_name(FASTBUS_NAME, RequestNameFlags::NONE)
+                .await
+                .expect("name");
+            let client = MessageBus::connect_address(&addr).await.expect("client");
+            (client, server)
+        });
+        let (zclient, zserver) = rt.block_on(async {
+            let server = zbus::connection::Builder::address(addr.as_str())
+                .name(ZBUS_NAME)
+                .serve_at(PATH, ZEcho)
+                .build()
+                .await
+                .expect("zbus server");
+            let client = zbus::connection::Builder::address(addr.as_str())
+                .build()
+                .await
+                .expect("zbus client");
+            (client, server)
+        });
+        DaemonSide {
+            fclient,
+            _fserver: fserver,
+            zclient,
+            _zserver: zserver,
+            _daemon: d,
+        }
+    }
+}
+
+/// `iters` sequential calls made by `call` from a task.
+fn sequential<C, F>(rt: &Runtime, client: &C, call: fn(C) -> F, iters: u64) -> Duration
+where
+    C: Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let client = client.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let t = Instant::now();
+            for _ in 0..iters {
+                call(client.clone()).await;
+            }
+            t.elapsed()
+        })
+        .await
+        .expect("task")
+    })
+}
+
+/// `iters` rounds of [`IN_FLIGHT`] concurrent calls, driven from a task.
+fn in_flight<C, F>(rt: &Runtime, client: &C, call: fn(C) -> F, iters: u64) -> Duration
+where
+    C: Clone + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let client = client.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let t = Instant::now();
+            for _ in 0..iters {
+                let mut set = tokio::task::JoinSet::new();
+                for _ in 0..IN_FLIGHT {
+                    set.spawn(call(client.clone()));
+                }
+                while set.join_next().await.is_some() {}
+            }
+            t.elapsed()
+        })
+        .await
+        .expect("task")
+    })
+}
+
+/// Interleaved rounds for the printed ratios.
+const ROUNDS: usize = 15;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Times `a` and `b` in turn for [`ROUNDS`] rounds of `n` operations each and prints the
+/// median of the per-round throughput ratios `a / b`, with both medians.
+fn interleaved(
+    label: &str,
+    n: u64,
+    per_op: u64,
+    mut a: impl FnMut(u64) -> Duration,
+    mut b: impl FnMut(u64) -> Duration,
+) {
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let x = a(n).as_secs_f64();
+        let y = b(n).as_secs_f64();
+        ta.push(x);
+        tb.push(y);
+        ratio.push(y / x);
+    }
+    let rate = |t: f64| (n * per_op) as f64 / t / 1000.0;
+    let mut sorted = ratio.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{label}: {:.2} (median of {ROUNDS} interleaved rounds; min {:.2}, max {:.2}; \
+         medians {:.1}k/s vs {:.1}k/s)",
+        median(ratio),
+        sorted[0],
+        sorted[ROUNDS - 1],
+        rate(median(ta)),
+        rate(median(tb)),
+    );
+}
+
+fn main() {
+    let mut setup = Setup::new();
+    let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
-}
+        .configure_from_args();
+    {
+        let mut g = c.benchmark_group("p2p_roundtrip");
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("raw_pingpong", |b| b.iter_custom(|n| setup.raw(n)));
+        g.bench_function("fastbus_direct_write", |b| {
+            b.iter_custom(|n| setup.direct(n))
+        });
+        g.bench_function("fastbus_writer_task", |b| {
+            b.iter_custom(|n| setup.writer_task(n))
+        });
+        g.finish();
+    }
+    if let Some(d) = &setup.daemon {
+        let rt = &setup.rt;
+        let mut g = c.benchmark_group("daemon_echo_sequential");
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("fastbus", |b| {
+            b.iter_custom(|n| sequential(rt, &d.fclient, fcall, n))
+        });
+        g.bench_function("zbus", |b| {
+            b.iter_custom(|n| sequential(rt, &d.zclient, zcall, n))
+        });
+        g.finish();
+        let mut g = c.benchmark_group("daemon_echo_64_in_flight");
+        g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+        g.bench_function("fastbus", |b| {
+            b.iter_custom(|n| in_flight(rt, &d.fclient, fcall, n))
+        });
+        g.bench_function("zbus", |b| {
+            b.iter_custom(|n| in_flight(rt, &d.zclient, zcall, n))
+        });
+        g.finish();
+    }
+    c.final_summary();
+    if !std::env::args().any(|a| a == "--bench") {
+        return; // `cargo test --benches`: criterion ran each bench once; that is the test.
+    }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = p2p, daemon
+    // Interleaved: the ratios RESULTS.md quotes (fastbus over its peer: above 1 is faster).
+    println!();
+    let s = std::cell::RefCell::new(setup);
+    interleaved(
+        "p2p sequential, fastbus direct write / raw ping-pong",
+        20_000,
+        1,
+        |n| s.borrow().direct(n),
+        |n| s.borrow_mut().raw(n),
+    );
+    interleaved(
+        "p2p sequential, fastbus writer task / raw ping-pong",
+        20_000,
+        1,
+        |n| s.borrow().writer_task(n),
+        |n| s.borrow_mut().raw(n),
+    );
+    let setup = s.into_inner();
+    if let Some(d) = &setup.daemon {
+        let rt = &setup.rt;
+        interleaved(
+            "dbus-daemon sequential, fastbus / zbus",
+            2_000,
+            1,
+            |n| sequential(rt, &d.fclient, fcall, n),
+            |n| sequential(rt, &d.zclient, zcall, n),
+        );
+        interleaved(
+            "dbus-daemon 64 in flight, fastbus / zbus",
+            60,
+            IN_FLIGHT as u64,
+            |n| in_flight(rt, &d.fclient, fcall, n),
+            |n| in_flight(rt, &d.zclient, zcall, n),
+        );
+    }
 }
-criterion_main!(benches);
