@@ -142,6 +142,9 @@ struct WriteState {
     /// The reader is dispatching a burst of messages that arrived together: writes only
     /// queue, and the reader flushes them all in one write when the burst ends.
     corked: bool,
+    /// Calls are being made concurrently: the writer task lets the other callers that are
+    /// ready to run queue theirs before it sends them all in one write.
+    batching: bool,
 }
 
 /// Options fixed at connect time.
@@ -187,6 +190,7 @@ impl Core {
                 backlog: false,
                 closing: false,
                 corked: false,
+                batching: false,
             }),
             write_wake: Notify::new(),
             calls: Mutex::default(),
@@ -252,6 +256,12 @@ impl Core {
 
     /// Queues `msg` and writes it now if nothing else is queued (see [`WriteMode`]).
     pub(crate) fn write(&self, msg: &Message) -> Result<()> {
+        self.write_as(msg, false)
+    }
+
+    /// As [`Core::write`]; with `batch`, other calls are in flight, so the message is left
+    /// for the writer task, which sends it together with the ones the other callers queue.
+    fn write_as(&self, msg: &Message, batch: bool) -> Result<()> {
         let mut ws = lock(&self.write);
         if ws.closing {
             drop(ws);
@@ -266,7 +276,9 @@ impl Core {
         if hold {
             return Ok(());
         }
-        if self.opts.write_mode == WriteMode::Direct {
+        if batch {
+            ws.batching = true;
+        } else if self.opts.write_mode == WriteMode::Direct {
             match w.try_flush_now() {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -331,7 +343,8 @@ impl Core {
 
     /// Registers a pending call for `serial`, to be awaited with [`Core::wait_reply`] (its
     /// timeout starts now). Register before sending, so that no reply can come first.
-    pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<()> {
+    /// Returns how many calls are pending now, this one included.
+    pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now().checked_add(timeout);
         let mut calls = lock(&self.calls);
         if let Some(r) = &calls.closed {
@@ -342,7 +355,10 @@ impl Core {
             deadline,
         };
         calls.pending.insert(serial, slot);
-        let Some(d) = deadline else { return Ok(()) };
+        let pending = calls.pending.len();
+        let Some(d) = deadline else {
+            return Ok(pending);
+        };
         // Stale entries (calls that finished) are dropped lazily; prune them when they
         // outnumber the live ones, so the heap stays as small as the pending map.
         if calls.deadlines.len() > 2 * calls.pending.len() + 32 {
@@ -362,7 +378,7 @@ impl Core {
         if tell {
             self.timer_wake.notify_one();
         }
-        Ok(())
+        Ok(pending)
     }
 
     /// Registers `callback` to receive the reply to `serial` (or the end of the connection).
@@ -438,8 +454,8 @@ impl Core {
             msg.set_serial(self.next_serial());
         }
         let serial = msg.serial();
-        self.register(serial, timeout)?;
-        if let Err(e) = self.write(&msg) {
+        let concurrent = self.register(serial, timeout)? > 1;
+        if let Err(e) = self.write_as(&msg, concurrent) {
             self.forget_reply(serial);
             return Err(e);
         }
@@ -707,6 +723,12 @@ async fn write_loop(core: Arc<Core>) {
             core.flushed.send_replace(true);
             return;
         }
+        if lock(&core.write).batching {
+            // Concurrent callers: let the ones already woken queue their calls first (a
+            // yielding task runs again once the worker has nothing else to do), so that one
+            // write carries them all instead of one write each.
+            tokio::task::yield_now().await;
+        }
         let flush = std::future::poll_fn(|cx| {
             let mut ws = lock(&core.write);
             let Some(w) = ws.writer.as_mut() else {
@@ -715,6 +737,7 @@ async fn write_loop(core: Arc<Core>) {
             let r = w.poll_flush(cx);
             if let Poll::Ready(Ok(())) = r {
                 ws.backlog = false;
+                ws.batching = false;
             }
             r
         });

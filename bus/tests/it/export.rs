@@ -327,13 +327,9 @@ async fn a_path_of_several_mib_is_answered_without_a_crash() {
         let (svc_bus, _svc) = env.service().await;
         let dest = svc_bus.unique_name().unwrap().to_owned();
         let bus = env.connect().await;
-        let long = format!("{PATH}{}", "/a".repeat(2 * 1024 * 1024));
-        for (iface, member) in [
-            (Some(IFACE), "Echo"),
-            (None, "Echo"),
-            (None, "Introspect"),
-            (Some("org.freedesktop.DBus.Introspectable"), "Introspect"),
-        ] {
+        // 2 MiB (debug builds validate it byte by byte on both sides: keep the test quick).
+        let long = format!("{PATH}{}", "/a".repeat(1024 * 1024));
+        for (iface, member) in [(Some(IFACE), "Echo"), (None, "Introspect")] {
             let mut b = Message::method_call(&long, member).destination(&dest);
             if let Some(i) = iface {
                 b = b.interface(i);
