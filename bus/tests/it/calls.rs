@@ -116,16 +116,31 @@ async fn error_replies_carry_name_text_and_message() {
 #[tokio::test]
 async fn calls_time_out_with_their_own_error_and_the_connection_goes_on() {
     run(|env| async move {
-        // `Hold` answers only when released, so no reply can beat the timeout.
+        // `Hold` answers only when released, so no reply can beat a timeout; calls to one
+        // object run one at a time, so a second `Hold` waits behind the first.
         let (svc_bus, svc) = env.service().await;
         let dest = svc_bus.unique_name().unwrap().to_owned();
         let bus = env.connect().await;
-        let held = test_call(&dest, "Hold").body(&("a",)).build().unwrap();
-        let e = within(bus.call_with_timeout(held, Duration::from_millis(50)))
+        let hold = |s: &str| test_call(&dest, "Hold").body(&(s,)).build().unwrap();
+        // A call with the default (25 s) timeout is pending while a 50 ms one expires.
+        let long = {
+            let bus = bus.clone();
+            let m = hold("a");
+            tokio::spawn(async move { bus.call(m).await })
+        };
+        within(svc.holding.notified()).await;
+        let e = within(bus.call_with_timeout(hold("b"), Duration::from_millis(50)))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Timeout { timeout } if timeout == Duration::from_millis(50)));
         assert_eq!(e.fault(), Fault::Library);
+        svc.release();
+        let r = within(long).await.unwrap().unwrap().unwrap();
+        assert_eq!(r.message_type(), MessageType::METHOD_RETURN);
+        // "b" runs now; its late reply is dropped.
+        within(svc.holding.notified()).await;
+        svc.release();
+        svc.wait_held(2).await;
         // The default timeout comes from the builder.
         let short = env
             .builder()
@@ -133,18 +148,14 @@ async fn calls_time_out_with_their_own_error_and_the_connection_goes_on() {
             .connect()
             .await
             .unwrap();
-        let held = test_call(&dest, "Hold").body(&("b",)).build().unwrap();
         assert!(matches!(
-            within(short.call(held)).await,
+            within(short.call(hold("c"))).await,
             Err(Error::Timeout { .. })
         ));
-        // The late replies arrive and are dropped; the connections go on.
-        for _ in 0..2 {
-            within(svc.holding.notified()).await;
-            svc.release();
-            within(svc.held_done.notified()).await;
-        }
-        assert_eq!(*svc.held.lock().unwrap(), ["a", "b"]);
+        within(svc.holding.notified()).await;
+        svc.release();
+        svc.wait_held(3).await;
+        assert_eq!(*svc.held.lock().unwrap(), ["a", "b", "c"]);
         for b in [&bus, &short] {
             let r: String = within(b.call_method(&dest, PATH, IFACE, "Echo", &("after",)))
                 .await

@@ -218,6 +218,14 @@ impl TestService {
     pub(crate) fn release(&self) {
         self.release.notify_one();
     }
+
+    /// Waits until `n` `Hold` calls have recorded their argument (notifications may coalesce,
+    /// so this looks at the record).
+    pub(crate) async fn wait_held(&self, n: usize) {
+        while self.held.lock().unwrap().len() < n {
+            within(self.held_done.notified()).await;
+        }
+    }
 }
 
 fn method(name: &str, ins: &[&str], outs: &[&str]) -> Method<'static> {
