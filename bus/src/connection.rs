@@ -24,6 +24,10 @@
 //! beyond the message itself, and no timer per call: the timer task sleeps until the
 //! earliest deadline and is told only when a call with an earlier deadline arrives, which
 //! calls with the same timeout never do.
+//!
+//! A call made while other calls are pending leaves its message to the writer task, which
+//! yields once before writing, so the other callers that are ready to run queue theirs and one
+//! `sendmsg` carries them all.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -50,7 +54,9 @@ use crate::signals::Subscriptions;
 pub enum WriteMode {
     /// The sending task writes at once, under the writer lock, when nothing is queued; only
     /// when the socket is full does a writer task take over, and it then sends everything
-    /// queued meanwhile in one vectored write. The default: no task hop on the common path.
+    /// queued meanwhile in one vectored write. Calls made while other calls are pending are
+    /// left to the writer task too, so that concurrent callers share one write. The default:
+    /// no task hop for a lone message.
     #[default]
     Direct,
     /// Every message is queued and a writer task sends the queue (the textbook design). Kept
