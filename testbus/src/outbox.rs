@@ -239,3 +239,134 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use fastbus_transport::{FramedReader, raw_framed, socketpair};
+    use fastbus_wire::Message;
+    use tokio::task::JoinHandle;
+
+    /// An outbox over one end of a socketpair with its writer task running, and a
+    /// reader of the other end.
+    fn pair(max_queued: usize) -> (Arc<Outbox>, JoinHandle<()>, FramedReader) {
+        let (a, b) = socketpair().expect("socketpair");
+        let (_ra, wa) = raw_framed(Box::new(a));
+        let (rb, _wb) = raw_framed(Box::new(b));
+        let o = Outbox::new(wa, max_queued);
+        let task = tokio::spawn(Arc::clone(&o).run_writer());
+        (o, task, rb)
+    }
+
+    async fn finished(task: JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("the writer task did not finish")
+            .expect("writer task");
+    }
+
+    fn signal(seq: u32, pad: usize) -> Vec<u8> {
+        Message::signal("/t", "org.fastbus.T", "S")
+            .serial(seq + 1)
+            .body(&(seq, "x".repeat(pad)))
+            .build()
+            .and_then(|m| m.encode())
+            .expect("signal")
+    }
+
+    /// Reads `n` signals and checks they come in order, then (with `eof`) the end of stream.
+    async fn read_all(r: &mut FramedReader, n: u32, eof: bool) {
+        let wait = Duration::from_secs(20);
+        for seq in 0..n {
+            let m = tokio::time::timeout(wait, r.next_message())
+                .await
+                .expect("timed out reading")
+                .expect("read")
+                .expect("a message, not the end");
+            assert_eq!(m.body::<(u32, &str)>().expect("body").0, seq);
+        }
+        if eof {
+            let end = tokio::time::timeout(wait, r.next_message())
+                .await
+                .expect("timed out waiting for the end");
+            assert!(matches!(end, Ok(None)), "expected the end of stream");
+        }
+    }
+
+    #[tokio::test]
+    async fn pushed_messages_arrive_in_order_then_close_ends_the_stream() {
+        let (o, task, mut r) = pair(1 << 20);
+        for seq in 0..10 {
+            assert_eq!(o.push(&signal(seq, 10), Vec::new()), Push::Queued);
+        }
+        read_all(&mut r, 10, false).await;
+        o.close();
+        finished(task).await;
+        read_all(&mut r, 0, true).await;
+        assert_eq!(o.push(&signal(0, 1), Vec::new()), Push::Dead);
+    }
+
+    #[tokio::test]
+    async fn queued_messages_wait_for_flush() {
+        let (o, _task, mut r) = pair(1 << 20);
+        assert_eq!(o.queue(&signal(0, 10), Vec::new()), Push::Queued);
+        assert_eq!(o.queue(&signal(1, 10), Vec::new()), Push::Queued);
+        let early = tokio::time::timeout(Duration::from_millis(50), r.next_message()).await;
+        assert!(early.is_err(), "a queued message left before flush");
+        assert_eq!(o.flush(), Push::Queued);
+        read_all(&mut r, 2, false).await;
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_goes_to_the_writer_task_and_every_byte_arrives_in_order() {
+        let (o, task, mut r) = pair(64 << 20);
+        // Far more than a socket buffer holds, while nobody reads.
+        let n = 400;
+        for seq in 0..n {
+            assert_eq!(o.push(&signal(seq, 16 * 1024), Vec::new()), Push::Queued);
+        }
+        assert!(
+            lock(&o.inner).task_flushing,
+            "the full socket was not handed to the writer task"
+        );
+        read_all(&mut r, n, false).await;
+        o.close();
+        finished(task).await;
+        read_all(&mut r, 0, true).await;
+    }
+
+    #[tokio::test]
+    async fn closing_delivers_what_is_queued_then_ends() {
+        let (o, task, mut r) = pair(64 << 20);
+        // Queued and never flushed, more than the socket holds, then closed.
+        let n = 300;
+        for seq in 0..n {
+            assert_eq!(o.queue(&signal(seq, 16 * 1024), Vec::new()), Push::Queued);
+        }
+        o.close();
+        read_all(&mut r, n, true).await;
+        finished(task).await;
+    }
+
+    #[tokio::test]
+    async fn a_queue_over_the_limit_overflows() {
+        let (o, task, _r) = pair(256 * 1024);
+        let mut overflowed = false;
+        for seq in 0..200 {
+            match o.push(&signal(seq, 16 * 1024), Vec::new()) {
+                Push::Queued => {}
+                Push::Overflow => {
+                    overflowed = true;
+                    break;
+                }
+                Push::Dead => panic!("dead before overflowing"),
+            }
+        }
+        assert!(overflowed);
+        assert!(o.reason().is_some_and(|r| r.contains("slow reader")));
+        assert_eq!(o.push(&signal(0, 1), Vec::new()), Push::Dead);
+        finished(task).await;
+    }
+}
