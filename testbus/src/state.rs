@@ -7,10 +7,11 @@
 //! then push them into the outboxes.
 //!
 //! Routing cost does not grow with what does not concern a message: rules
-//! are indexed by member, then interface, then sender, then path (a rule sits
-//! in the first bucket its keys allow), so a signal looks at the rules of its
-//! own member, interface, sender and path plus the few rules that name none of
-//! these; pending replies are a hash set keyed by (caller, serial, callee).
+//! are indexed by their `arg0` string, then member, then interface, then
+//! sender, then path (a rule sits in the first bucket its keys allow), so a
+//! signal looks at the rules of its own first argument, member, interface,
+//! sender and path plus the few rules that name none of these; pending replies
+//! are a hash set keyed by (caller, serial, callee).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::OwnedFd;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use fastbus_transport::Credentials;
+use fastbus_wire::match_rule::{Arg, ArgKind};
 use fastbus_wire::{
     BusName, Encode, Flags, LOCAL_INTERFACE, LOCAL_PATH, MatchContext, MatchRule, Message,
     MessageArgs, MessageType,
@@ -98,8 +100,11 @@ pub(crate) struct Owner {
     pub(crate) flags: u32,
 }
 
+/// The bucket a rule is filed under: its first key in this order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum IndexKey {
+    /// `arg0='...'` (string equality only; `arg0path` and `arg0namespace` are not).
+    Arg0(Arc<str>),
     Member(Arc<str>),
     Interface(Arc<str>),
     Sender(Arc<str>),
@@ -107,11 +112,115 @@ enum IndexKey {
     Any,
 }
 
+/// Positions of the keyed maps in [`RuleIndex::keyed`].
+const ARG0: usize = 0;
+const MEMBER: usize = 1;
+const INTERFACE: usize = 2;
+const SENDER: usize = 3;
+const PATH: usize = 4;
+
+impl IndexKey {
+    /// Which keyed map, and the value; `None` for [`IndexKey::Any`].
+    fn parts(&self) -> Option<(usize, &Arc<str>)> {
+        match self {
+            IndexKey::Arg0(v) => Some((ARG0, v)),
+            IndexKey::Member(v) => Some((MEMBER, v)),
+            IndexKey::Interface(v) => Some((INTERFACE, v)),
+            IndexKey::Sender(v) => Some((SENDER, v)),
+            IndexKey::Path(v) => Some((PATH, v)),
+            IndexKey::Any => None,
+        }
+    }
+}
+
+/// Rule ids by bucket: one map per kind of key, so that a message looks its own
+/// values up as `&str`, without building a key.
+#[derive(Debug, Default)]
+struct RuleIndex {
+    keyed: [HashMap<Arc<str>, HashSet<RuleId>>; 5],
+    /// Rules with none of the indexed keys.
+    any: HashSet<RuleId>,
+}
+
+impl RuleIndex {
+    fn insert(&mut self, key: &IndexKey, id: RuleId) {
+        match key.parts() {
+            Some((k, v)) => {
+                self.keyed[k].entry(Arc::clone(v)).or_default().insert(id);
+            }
+            None => {
+                self.any.insert(id);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &IndexKey, id: RuleId) {
+        match key.parts() {
+            Some((k, v)) => {
+                if let Some(set) = self.keyed[k].get_mut(&**v) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.keyed[k].remove(&**v);
+                    }
+                }
+            }
+            None => {
+                self.any.remove(&id);
+            }
+        }
+    }
+
+    fn bucket(&self, key: &IndexKey) -> Option<&HashSet<RuleId>> {
+        match key.parts() {
+            Some((k, v)) => self.keyed[k].get(&**v),
+            None => Some(&self.any),
+        }
+    }
+
+    /// The rules filed under value `v` of the keyed map `k`.
+    fn get(&self, k: usize, v: &str) -> Option<&HashSet<RuleId>> {
+        self.keyed[k].get(v)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.keyed.iter().all(HashMap::is_empty)
+    }
+}
+
 #[derive(Debug)]
 struct RuleEntry {
     conn: ConnId,
     rule: MatchRule,
     key: IndexKey,
+}
+
+/// The connections a broadcast goes to, each once, in the order found.
+#[derive(Debug, Default)]
+struct Recipients {
+    list: Vec<ConnId>,
+    /// The same ids, once `list` is too long to scan.
+    set: HashSet<ConnId>,
+}
+
+impl Recipients {
+    const SCAN: usize = 16;
+
+    fn contains(&self, c: ConnId) -> bool {
+        if self.list.len() <= Self::SCAN {
+            self.list.contains(&c)
+        } else {
+            self.set.contains(&c)
+        }
+    }
+
+    fn add(&mut self, c: ConnId) {
+        self.list.push(c);
+        if self.list.len() == Self::SCAN + 1 {
+            self.set.extend(self.list.iter().copied());
+        } else if self.list.len() > Self::SCAN + 1 {
+            self.set.insert(c);
+        }
+    }
 }
 
 /// Everything the bus knows, behind one lock.
@@ -127,7 +236,7 @@ pub(crate) struct BusState {
     pub(crate) names: HashMap<Arc<str>, VecDeque<Owner>>,
     rules: Vec<Option<RuleEntry>>,
     free_rules: Vec<RuleId>,
-    index: HashMap<IndexKey, HashSet<RuleId>>,
+    index: RuleIndex,
     eavesdrop: HashSet<RuleId>,
     monitors: HashSet<ConnId>,
     pending: HashSet<(ConnId, u32, ConnId)>,
@@ -168,7 +277,7 @@ impl BusState {
             names: HashMap::new(),
             rules: Vec::new(),
             free_rules: Vec::new(),
-            index: HashMap::new(),
+            index: RuleIndex::default(),
             eavesdrop: HashSet::new(),
             monitors: HashSet::new(),
             pending: HashSet::new(),
@@ -379,7 +488,9 @@ impl BusState {
     }
 
     fn index_key(rule: &MatchRule) -> IndexKey {
-        if let Some(m) = rule.member() {
+        if let Some(a) = rule.arg(0).filter(|a| a.kind() == ArgKind::Str) {
+            IndexKey::Arg0(Arc::from(a.value()))
+        } else if let Some(m) = rule.member() {
             IndexKey::Member(Arc::from(m.as_str()))
         } else if let Some(i) = rule.interface() {
             IndexKey::Interface(Arc::from(i.as_str()))
@@ -411,7 +522,7 @@ impl BusState {
                 self.rules.len() - 1
             }
         };
-        self.index.entry(key).or_default().insert(id);
+        self.index.insert(&key, id);
         if eavesdrop {
             self.eavesdrop.insert(id);
         }
@@ -423,7 +534,7 @@ impl BusState {
     /// Removes one instance of `rule` owned by `conn`; false if it has none.
     pub(crate) fn remove_rule(&mut self, conn: ConnId, rule: &MatchRule) -> bool {
         let key = Self::index_key(rule);
-        let found = self.index.get(&key).and_then(|set| {
+        let found = self.index.bucket(&key).and_then(|set| {
             set.iter().copied().find(|id| {
                 self.rules[*id]
                     .as_ref()
@@ -443,12 +554,7 @@ impl BusState {
         let Some(entry) = self.rules.get_mut(id).and_then(Option::take) else {
             return;
         };
-        if let Some(set) = self.index.get_mut(&entry.key) {
-            set.remove(&id);
-            if set.is_empty() {
-                self.index.remove(&entry.key);
-            }
-        }
+        self.index.remove(&entry.key, id);
         self.eavesdrop.remove(&id);
         if let Some(c) = self.conns.get_mut(&entry.conn) {
             c.rules.remove(&id);
@@ -476,46 +582,51 @@ impl BusState {
         let args = MessageArgs::new(msg);
         let owns = |n: &BusName<'_>| self.sender_owns(sender, n);
         let ctx = MatchContext::bus().with_sender_owns(&owns);
-        let mut recipients: Vec<ConnId> = Vec::new();
-        let mut check = |key: &IndexKey| {
-            if let Some(set) = self.index.get(key) {
-                for id in set {
-                    if let Some(e) = &self.rules[*id] {
-                        if !recipients.contains(&e.conn) && e.rule.matches_in(msg, &args, &ctx) {
-                            recipients.push(e.conn);
-                        }
+        let mut recipients = Recipients::default();
+        let mut check = |set: Option<&HashSet<RuleId>>| {
+            for id in set.into_iter().flatten() {
+                if let Some(e) = &self.rules[*id] {
+                    if !recipients.contains(e.conn) && e.rule.matches_in(msg, &args, &ctx) {
+                        recipients.add(e.conn);
                     }
                 }
             }
         };
+        // Only rules with an `arg0` string key sit there, so only a string first
+        // argument can match them (and only then is the body looked at).
+        if !self.index.keyed[ARG0].is_empty() {
+            if let Some(Arg::Str(a)) = args.get(0) {
+                check(self.index.get(ARG0, a));
+            }
+        }
         if let Some(m) = msg.member() {
-            check(&IndexKey::Member(Arc::from(m.as_str())));
+            check(self.index.get(MEMBER, m.as_str()));
         }
         if let Some(i) = msg.interface() {
-            check(&IndexKey::Interface(Arc::from(i.as_str())));
+            check(self.index.get(INTERFACE, i.as_str()));
         }
         // Sender keys: the rule's name must be owned by the sender; look up
         // only the names the sender owns (or, when fewer, the indexed names).
         match sender {
-            None => check(&IndexKey::Sender(Arc::from(BUS_NAME))),
+            None => check(self.index.get(SENDER, BUS_NAME)),
             Some(c) => {
                 if let Some(conn) = self.conns.get(&c) {
                     if let Some(u) = &conn.unique {
-                        check(&IndexKey::Sender(Arc::clone(u)));
+                        check(self.index.get(SENDER, u));
                     }
                     for n in &conn.names {
                         if self.owner_of(n) == Some(c) {
-                            check(&IndexKey::Sender(Arc::clone(n)));
+                            check(self.index.get(SENDER, n));
                         }
                     }
                 }
             }
         }
         if let Some(p) = msg.path() {
-            check(&IndexKey::Path(Arc::from(p.as_str())));
+            check(self.index.get(PATH, p.as_str()));
         }
-        check(&IndexKey::Any);
-        for to in recipients {
+        check(Some(&self.index.any));
+        for to in recipients.list {
             self.push_to(to, bytes, msg, out);
         }
     }
@@ -1026,5 +1137,89 @@ impl BusState {
         self.push_to(to, &bytes, &msg, &mut out);
         self.eavesdroppers(&msg, &bytes, Some(from), Some(to), &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> IndexKey {
+        BusState::index_key(&MatchRule::parse(text).expect("rule"))
+    }
+
+    fn arc(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn a_rule_is_filed_under_its_first_indexed_key() {
+        let full =
+            "type='signal',sender='org.a.S',interface='org.a.I',member='M',path='/p',arg0='v'";
+        assert_eq!(key(full), IndexKey::Arg0(arc("v")));
+        // Only plain string equality on arg0 is indexed.
+        assert_eq!(
+            key("type='signal',member='M',arg0namespace='org.a'"),
+            IndexKey::Member(arc("M"))
+        );
+        assert_eq!(
+            key("type='signal',member='M',arg0path='/a/'"),
+            IndexKey::Member(arc("M"))
+        );
+        assert_eq!(
+            key("type='signal',member='M',arg1='v'"),
+            IndexKey::Member(arc("M"))
+        );
+        assert_eq!(
+            key("interface='org.a.I',sender='org.a.S',path='/p'"),
+            IndexKey::Interface(arc("org.a.I"))
+        );
+        assert_eq!(
+            key("sender='org.a.S',path='/p'"),
+            IndexKey::Sender(arc("org.a.S"))
+        );
+        assert_eq!(key("path='/p'"), IndexKey::Path(arc("/p")));
+        assert_eq!(key("path_namespace='/p'"), IndexKey::Any);
+        assert_eq!(key("type='signal'"), IndexKey::Any);
+    }
+
+    #[test]
+    fn the_index_finds_a_rule_by_its_value_until_it_is_removed() {
+        let mut ix = RuleIndex::default();
+        assert!(ix.is_empty());
+        let a0 = IndexKey::Arg0(arc("org.a.Name"));
+        let m = IndexKey::Member(arc("Changed"));
+        ix.insert(&a0, 1);
+        ix.insert(&a0, 2);
+        ix.insert(&m, 3);
+        ix.insert(&IndexKey::Any, 4);
+        assert!(!ix.is_empty());
+        assert_eq!(ix.get(ARG0, "org.a.Name").map(HashSet::len), Some(2));
+        assert!(ix.get(ARG0, "org.a.Other").is_none());
+        // The same text under another kind of key is another bucket.
+        assert!(ix.get(MEMBER, "org.a.Name").is_none());
+        assert!(ix.get(MEMBER, "Changed").is_some_and(|s| s.contains(&3)));
+        assert!(ix.bucket(&IndexKey::Any).is_some_and(|s| s.contains(&4)));
+        ix.remove(&a0, 1);
+        ix.remove(&a0, 2);
+        assert!(ix.get(ARG0, "org.a.Name").is_none(), "empty buckets go");
+        ix.remove(&m, 3);
+        ix.remove(&IndexKey::Any, 4);
+        assert!(ix.is_empty());
+    }
+
+    #[test]
+    fn recipients_are_kept_once_each_in_order_past_the_scan_limit() {
+        let mut r = Recipients::default();
+        for c in 0..40u64 {
+            assert!(!r.contains(c));
+            r.add(c);
+            assert!(r.contains(c));
+        }
+        for c in 0..40u64 {
+            assert!(r.contains(c));
+        }
+        assert!(!r.contains(40));
+        assert_eq!(r.list, (0..40).collect::<Vec<_>>());
     }
 }
