@@ -12,7 +12,7 @@
 //!   with a match rule), timed until every subscriber has received all of them, in order.
 //! - `testbus_unrelated_match_rules`: one signal to one subscriber, sent and awaited one at
 //!   a time, with 0 and then 65,536 match rules on four other connections that do not match
-//!   it (different member, interface, path or sender).
+//!   it (different member, interface, path or sender, or the same member with another `arg0`).
 //! - `testbus_pending_replies`: sequential `Echo(s)` round trips with 0 and then 131,072
 //!   calls (from four connections) awaiting replies from a fifth connection that never answers.
 //! - `testbus_connect`: SASL EXTERNAL + `Hello`, from a blocking socket that pipelines both
@@ -403,9 +403,12 @@ async fn wait(what: &str, notify: &Notify) {
 const TICK_RULE: &str =
     "type='signal',interface='org.fastbus.Bench',member='Tick',path='/org/fastbus/Bench'";
 
+/// The first argument of every Tick signal (a string, so `arg0` rules are compared with it).
+const TICK_ARG0: &str = "org.fastbus.Tick";
+
 fn tick(seq: u32) -> Message {
     Message::signal(PATH, IFACE, "Tick")
-        .body(&(seq,))
+        .body(&(TICK_ARG0, seq))
         .build()
         .expect("signal")
 }
@@ -450,7 +453,10 @@ async fn subscriber(address: &str, tally: &Arc<Tally>) -> (MessageBus, Arc<Atomi
         if !is_tick(m) {
             return HandlerResult::NotHandled;
         }
-        let seq = m.body::<u32>().unwrap_or(u32::MAX);
+        let seq = match m.body::<(&str, u32)>() {
+            Ok((TICK_ARG0, seq)) => seq,
+            _ => u32::MAX,
+        };
         if n.fetch_add(1, Ordering::Relaxed) != seq {
             t.disorder.store(true, Ordering::Relaxed);
         }
@@ -633,15 +639,21 @@ fn broadcast_bench(c: &mut Criterion) {
 // ----------------------------------------------------------------------------
 // 3a. Match rules that do not concern a message.
 
-/// The unrelated rules of connection `k` of [`SPREAD`]: one kind per connection, each a
-/// key the measured Tick signal does not have.
+/// The unrelated rules of connection `k` of [`SPREAD`]: five kinds in turn, each with one
+/// key the measured Tick signal does not have: another member of its interface, another
+/// interface, another path, a sender that is not its sender, or its very member and
+/// interface with another first argument (as clients watch NameOwnerChanged for one name).
 fn unrelated_rules(k: usize) -> Vec<String> {
-    (0..UNRELATED_RULES / SPREAD)
-        .map(|i| match k % 4 {
+    let per = UNRELATED_RULES / SPREAD;
+    (k * per..(k + 1) * per)
+        .map(|i| match i % 5 {
             0 => format!("type='signal',interface='org.fastbus.Bench',member='Other{i}'"),
             1 => format!("type='signal',interface='org.fastbus.Unrelated{i}'"),
             2 => format!("type='signal',path='/org/fastbus/unrelated/n{i}'"),
-            _ => format!("type='signal',sender='org.fastbus.Unrelated{i}'"),
+            3 => format!("type='signal',sender='org.fastbus.Unrelated{i}'"),
+            _ => format!(
+                "type='signal',interface='org.fastbus.Bench',member='Tick',arg0='org.fastbus.Unrelated{i}'"
+            ),
         })
         .collect()
 }
