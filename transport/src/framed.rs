@@ -724,7 +724,11 @@ impl FramedWriter {
             };
             let mut fds = std::mem::take(&mut first.fds);
             let taken = fds.len();
-            let sent = {
+            let sent = if self.queue.len() == 1 {
+                // The usual queue: one segment, no slice list to build.
+                let only = &self.queue[0].data;
+                self.inner.poll_send(cx, &[IoSlice::new(only)], &mut fds)
+            } else {
                 let mut iovs: Vec<IoSlice<'_>> = Vec::with_capacity(self.queue.len().min(MAX_IOVS));
                 for (i, s) in self.queue.iter().enumerate() {
                     if iovs.len() == MAX_IOVS || (i > 0 && !s.fds.is_empty()) {

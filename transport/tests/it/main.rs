@@ -6,6 +6,7 @@ mod dbus_daemon;
 mod fds;
 mod limits;
 mod mutation;
+mod readiness;
 
 use fastbus_wire::Message;
 
