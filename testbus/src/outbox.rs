@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use fastbus_transport::FramedWriter;
+use fastbus_transport::transport::MAX_FDS_PER_SEND;
 use tokio::sync::Notify;
 
 /// What happened to a message pushed into an outbox.
@@ -41,6 +42,9 @@ struct Inner {
     closing: bool,
     /// Why the connection was closed by the bus (for the log).
     reason: Option<String>,
+    /// Fds of messages routed to this connection and not queued yet
+    /// ([`Outbox::reserve_fds`]).
+    reserved_fds: usize,
 }
 
 /// The outgoing side of one connection, shared by every task that routes to it.
@@ -48,6 +52,8 @@ struct Inner {
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     max_queued: usize,
+    /// `max_outgoing_unix_fds`.
+    max_fds: usize,
     /// Tells the connection's reader task to stop and clean up.
     pub(crate) kill: Notify,
 }
@@ -58,8 +64,12 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 impl Outbox {
     /// An outbox over `writer` that closes the connection when more than
-    /// `max_queued` bytes wait for a slow reader.
-    pub(crate) fn new(writer: FramedWriter, max_queued: usize) -> Arc<Outbox> {
+    /// `max_queued` bytes wait for a slow reader, and refuses messages with
+    /// fds once more than `max_fds` fds wait ([`Outbox::reserve_fds`]).
+    pub(crate) fn new(mut writer: FramedWriter, max_queued: usize, max_fds: usize) -> Arc<Outbox> {
+        // Only a backstop: routing reserves first, and a reservation passes only while at most
+        // `max_fds` wait, for one message of at most what one `sendmsg` carries.
+        writer.set_max_queued_fds(max_fds.saturating_add(MAX_FDS_PER_SEND));
         Arc::new(Outbox {
             inner: Mutex::new(Inner {
                 writer: Some(writer),
@@ -67,10 +77,39 @@ impl Outbox {
                 task_flushing: false,
                 closing: false,
                 reason: None,
+                reserved_fds: 0,
             }),
             max_queued,
+            max_fds,
             kill: Notify::new(),
         })
+    }
+
+    /// Whether more fds than `max_outgoing_unix_fds` already wait for this
+    /// connection (queued, or routed and about to be): dbus-daemon then
+    /// refuses messages for it with `LimitsExceeded`.
+    pub(crate) fn fds_full(&self) -> bool {
+        let g = lock(&self.inner);
+        Self::fds_waiting(&g) > self.max_fds
+    }
+
+    /// Takes room for the `n` fds of a message routed to this connection,
+    /// to be queued next ([`Outbox::queue`] or [`Outbox::push`] with those
+    /// fds gives it back); false when [`Outbox::fds_full`].
+    pub(crate) fn reserve_fds(&self, n: usize) -> bool {
+        let mut g = lock(&self.inner);
+        if Self::fds_waiting(&g) > self.max_fds {
+            return false;
+        }
+        g.reserved_fds = g.reserved_fds.saturating_add(n);
+        true
+    }
+
+    fn fds_waiting(g: &Inner) -> usize {
+        g.writer
+            .as_ref()
+            .map_or(0, FramedWriter::queued_fds)
+            .saturating_add(g.reserved_fds)
     }
 
     /// Queues one encoded message (with its fds) and writes it right away when
@@ -88,6 +127,9 @@ impl Outbox {
 
     fn enqueue(&self, bytes: &[u8], fds: Vec<OwnedFd>, write: bool) -> Push {
         let mut g = lock(&self.inner);
+        if !fds.is_empty() {
+            g.reserved_fds = g.reserved_fds.saturating_sub(fds.len());
+        }
         if g.closing {
             return Push::Dead;
         }
