@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use fastbus_transport::FramedWriter;
-use fastbus_transport::transport::MAX_FDS_PER_SEND;
 use tokio::sync::Notify;
 
 /// What happened to a message pushed into an outbox.
@@ -45,6 +44,8 @@ struct Inner {
     /// Fds of messages routed to this connection and not queued yet
     /// ([`Outbox::reserve_fds`]).
     reserved_fds: usize,
+    /// `max_outgoing_unix_fds` ([`Outbox::set_max_fds`]).
+    max_fds: usize,
 }
 
 /// The outgoing side of one connection, shared by every task that routes to it.
@@ -52,8 +53,6 @@ struct Inner {
 pub(crate) struct Outbox {
     inner: Mutex<Inner>,
     max_queued: usize,
-    /// `max_outgoing_unix_fds`.
-    max_fds: usize,
     /// Tells the connection's reader task to stop and clean up.
     pub(crate) kill: Notify,
 }
@@ -64,12 +63,8 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 impl Outbox {
     /// An outbox over `writer` that closes the connection when more than
-    /// `max_queued` bytes wait for a slow reader, and refuses messages with
-    /// fds once more than `max_fds` fds wait ([`Outbox::reserve_fds`]).
-    pub(crate) fn new(mut writer: FramedWriter, max_queued: usize, max_fds: usize) -> Arc<Outbox> {
-        // Only a backstop: routing reserves first, and a reservation passes only while at most
-        // `max_fds` wait, for one message of at most what one `sendmsg` carries.
-        writer.set_max_queued_fds(max_fds.saturating_add(MAX_FDS_PER_SEND));
+    /// `max_queued` bytes wait for a slow reader.
+    pub(crate) fn new(writer: FramedWriter, max_queued: usize) -> Arc<Outbox> {
         Arc::new(Outbox {
             inner: Mutex::new(Inner {
                 writer: Some(writer),
@@ -78,38 +73,11 @@ impl Outbox {
                 closing: false,
                 reason: None,
                 reserved_fds: 0,
+                max_fds: usize::MAX,
             }),
             max_queued,
-            max_fds,
             kill: Notify::new(),
         })
-    }
-
-    /// Whether more fds than `max_outgoing_unix_fds` already wait for this
-    /// connection (queued, or routed and about to be): dbus-daemon then
-    /// refuses messages for it with `LimitsExceeded`.
-    pub(crate) fn fds_full(&self) -> bool {
-        let g = lock(&self.inner);
-        Self::fds_waiting(&g) > self.max_fds
-    }
-
-    /// Takes room for the `n` fds of a message routed to this connection,
-    /// to be queued next ([`Outbox::queue`] or [`Outbox::push`] with those
-    /// fds gives it back); false when [`Outbox::fds_full`].
-    pub(crate) fn reserve_fds(&self, n: usize) -> bool {
-        let mut g = lock(&self.inner);
-        if Self::fds_waiting(&g) > self.max_fds {
-            return false;
-        }
-        g.reserved_fds = g.reserved_fds.saturating_add(n);
-        true
-    }
-
-    fn fds_waiting(g: &Inner) -> usize {
-        g.writer
-            .as_ref()
-            .map_or(0, FramedWriter::queued_fds)
-            .saturating_add(g.reserved_fds)
     }
 
     /// Queues one encoded message (with its fds) and writes it right away when
@@ -145,6 +113,47 @@ impl Outbox {
             return self.check_size(g);
         }
         self.write_now(g)
+    }
+
+    /// Refuses messages with fds once more than `max` fds wait for this
+    /// connection (`max_outgoing_unix_fds`, [`Outbox::reserve_fds`]).
+    pub(crate) fn set_max_fds(&self, max: usize) {
+        let mut g = lock(&self.inner);
+        g.max_fds = max;
+        if let Some(w) = g.writer.as_mut() {
+            // Only a backstop: routing reserves first, and a reservation passes only while at
+            // most `max` wait, for one message of at most what one `sendmsg` carries.
+            w.set_max_queued_fds(
+                max.saturating_add(fastbus_transport::transport::MAX_FDS_PER_SEND),
+            );
+        }
+    }
+
+    /// Whether more fds than `max_outgoing_unix_fds` already wait for this
+    /// connection (queued, or routed and about to be): dbus-daemon then
+    /// refuses messages for it with `LimitsExceeded`.
+    pub(crate) fn fds_full(&self) -> bool {
+        let g = lock(&self.inner);
+        Self::fds_waiting(&g) > g.max_fds
+    }
+
+    /// Takes room for the `n` fds of a message routed to this connection,
+    /// to be queued next ([`Outbox::queue`] or [`Outbox::push`] with those
+    /// fds gives it back); false when [`Outbox::fds_full`].
+    pub(crate) fn reserve_fds(&self, n: usize) -> bool {
+        let mut g = lock(&self.inner);
+        if Self::fds_waiting(&g) > g.max_fds {
+            return false;
+        }
+        g.reserved_fds = g.reserved_fds.saturating_add(n);
+        true
+    }
+
+    fn fds_waiting(g: &Inner) -> usize {
+        g.writer
+            .as_ref()
+            .map_or(0, FramedWriter::queued_fds)
+            .saturating_add(g.reserved_fds)
     }
 
     /// Writes what [`Outbox::queue`] left queued, straight to the socket when it

@@ -685,7 +685,8 @@ async fn serve(
     // Refused from the header, before the body is buffered.
     reader.set_max_message_size(l.max_message_size);
     reader.set_pending_fd_timeout(Some(l.pending_fd_timeout));
-    let outbox = Outbox::new(writer, l.max_outgoing_bytes, l.max_outgoing_unix_fds);
+    let outbox = Outbox::new(writer, l.max_outgoing_bytes);
+    outbox.set_max_fds(l.max_outgoing_unix_fds);
     let id = {
         let mut st = shared.state();
         // Checked under the lock that shutdown takes to collect the connections.
