@@ -52,13 +52,9 @@ pub struct CommandLine {
     pub help: bool,
     /// `--version`.
     pub version: bool,
-    /// Internal (`--x-restore-stdout`, set by the binary when it re-executes
-    /// itself): once the address and pid are printed to standard output, make
-    /// standard output a copy of standard input and standard input `/dev/null`.
-    #[doc(hidden)]
-    pub restore_stdout: bool,
     /// Internal (`--x-detach`, set for the `--fork` child): once the address
-    /// and pid are printed, standard error goes to `/dev/null` too (unless `-v`).
+    /// and pid are printed to standard output, standard output and (unless
+    /// `-v`) standard error go to `/dev/null`.
     #[doc(hidden)]
     pub detach: bool,
 }
@@ -172,7 +168,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<CommandLi
             "-vv" => cl.verbose = cl.verbose.saturating_add(2),
             "-h" | "--help" => cl.help = true,
             "--version" => cl.version = true,
-            "--x-restore-stdout" => cl.restore_stdout = true,
             "--x-detach" => cl.detach = true,
             _ => return Err(Error::Usage(format!("unknown option {arg:?}"))),
         }

@@ -12,6 +12,11 @@
 //! Limits ([`Limits`]) default to dbus-daemon's session bus values and are
 //! answered with `LimitsExceeded`; a client that breaks the protocol, or
 //! does not read what it is sent, is disconnected and nobody else notices.
+//! The limits dbus-daemon added for its fd-passing CVEs are here too: fds per
+//! message and per connection, fds queued for a receiver that does not read
+//! (`max_outgoing_unix_fds`), fds held for a message never finished
+//! (`pending_fd_timeout`); and a message longer than `max_message_size` is
+//! refused from its header, before the bus buffers its body.
 //! [`TestBus::shutdown`] (or dropping the handle) closes every connection.
 //!
 //! It does not do service activation (`.service` files: `StartServiceByName`

@@ -28,6 +28,14 @@ fn main() -> ExitCode {
         println!("fastbus-testbus {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    // First, before anything opens a file that could take a number the parent passed.
+    let print = match PrintFds::take(&cl) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("fastbus-testbus: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let level = match cl.verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::DEBUG,
@@ -39,26 +47,13 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     if cl.fork && cl.run.is_none() {
-        return match fork_child(&cl, &raw) {
+        return match fork_child(&raw, &cl, print) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("fastbus-testbus: {e}");
                 ExitCode::FAILURE
             }
         };
-    }
-    match reexec_closing_print_fds(&cl, &raw) {
-        Ok(None) => {}
-        Ok(Some(mut cmd)) => {
-            use std::os::unix::process::CommandExt;
-            let e = cmd.exec();
-            eprintln!("fastbus-testbus: cannot re-execute to close the print fds: {e}");
-            return ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("fastbus-testbus: {e}");
-            return ExitCode::FAILURE;
-        }
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -71,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve(cl)) {
+    match rt.block_on(serve(cl, print)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fastbus-testbus: {e}");
@@ -80,53 +75,105 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes one line to stdout or to an inherited fd (reopened through /proc,
-/// which needs no unsafe code).
-fn print_to(to: PrintTo, line: &str) -> Result<()> {
-    let io = |e| Error::Io {
-        context: "printing the address or pid",
-        source: e,
-    };
-    match to {
-        PrintTo::Stdout | PrintTo::Fd(1) => {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}").map_err(io)?;
-            out.flush().map_err(io)
+/// The targets of `--print-address[=FD]` and `--print-pid[=FD]`, taken at
+/// startup: an inherited fd (FD > 2) is owned here from then on, written to
+/// once, and closed after printing, as dbus-daemon does (`dbus-run-session`
+/// reads the address until that end of file). Standard output and error stay
+/// open and are written through std's handles.
+struct PrintFds {
+    address: Option<PrintTo>,
+    pid: Option<PrintTo>,
+    /// The inherited fds, by number (one entry when both print to the same fd).
+    taken: Vec<(u32, std::fs::File)>,
+}
+
+impl PrintFds {
+    /// Takes the inherited fds the command line names. Call it first thing,
+    /// before anything in the process opens a file.
+    fn take(cl: &CommandLine) -> Result<PrintFds> {
+        let mut taken: Vec<(u32, std::fs::File)> = Vec::new();
+        for (opt, to) in [
+            ("--print-address", cl.print_address),
+            ("--print-pid", cl.print_pid),
+        ] {
+            let Some(PrintTo::Fd(n)) = to else { continue };
+            if n <= 2 || taken.iter().any(|(m, _)| *m == n) {
+                continue;
+            }
+            let Ok(raw) = i32::try_from(n) else {
+                return Err(Error::Usage(format!(
+                    "{opt}={n}: not a file descriptor number"
+                )));
+            };
+            let fd = fastbus_transport::take_inherited_fd(raw)
+                .map_err(|e| Error::Usage(format!("{opt}={n}: {e}")))?;
+            taken.push((n, std::fs::File::from(fd)));
         }
-        PrintTo::Fd(2) => {
-            let mut err = std::io::stderr().lock();
-            writeln!(err, "{line}").map_err(io)
-        }
-        PrintTo::Fd(fd) => {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(format!("/proc/self/fd/{fd}"))
-                .map_err(io)?;
-            writeln!(f, "{line}").map_err(io)
-        }
+        Ok(PrintFds {
+            address: cl.print_address,
+            pid: cl.print_pid,
+            taken,
+        })
     }
-}
 
-/// The fd number of a print target that is neither stdout nor stderr.
-fn inherited_fd(to: Option<PrintTo>) -> Option<u32> {
-    match to {
-        Some(PrintTo::Fd(n)) if n > 2 => Some(n),
-        _ => None,
+    /// Prints the address, then the pid, each where the command line said,
+    /// then closes the inherited fds.
+    fn print(mut self, address: &str, pid: &str) -> Result<()> {
+        if let Some(to) = self.address {
+            self.write(to, address)?;
+        }
+        if let Some(to) = self.pid {
+            self.write(to, pid)?;
+        }
+        let stdin = [self.address, self.pid].contains(&Some(PrintTo::Fd(0)));
+        // Dropping them closes them.
+        self.taken.clear();
+        if stdin {
+            // Standard input belongs to std: close what it was by putting /dev/null there.
+            let null = std::fs::File::open("/dev/null").map_err(|e| Error::Io {
+                context: "opening /dev/null",
+                source: e,
+            })?;
+            rustix::stdio::dup2_stdin(&null).map_err(|e| Error::Io {
+                context: "closing standard input after printing to it",
+                source: e.into(),
+            })?;
+        }
+        Ok(())
     }
-}
 
-fn same_target(a: Option<PrintTo>, b: Option<PrintTo>) -> bool {
-    let norm = |t: Option<PrintTo>| match t {
-        Some(PrintTo::Fd(1)) => Some(PrintTo::Stdout),
-        t => t,
-    };
-    a.is_some() && norm(a) == norm(b)
-}
-
-fn print_option(name: &str, to: Option<PrintTo>) -> Option<String> {
-    match to? {
-        PrintTo::Stdout => Some(format!("--{name}")),
-        PrintTo::Fd(n) => Some(format!("--{name}={n}")),
+    fn write(&mut self, to: PrintTo, line: &str) -> Result<()> {
+        let io = |e| Error::Io {
+            context: "printing the address or pid",
+            source: e,
+        };
+        let line = format!("{line}\n");
+        match to {
+            PrintTo::Stdout | PrintTo::Fd(1) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes()).map_err(io)?;
+                out.flush().map_err(io)
+            }
+            PrintTo::Fd(2) => std::io::stderr()
+                .lock()
+                .write_all(line.as_bytes())
+                .map_err(io),
+            PrintTo::Fd(0) => {
+                let mut rest = line.as_bytes();
+                while !rest.is_empty() {
+                    let n = rustix::io::write(std::io::stdin(), rest).map_err(|e| io(e.into()))?;
+                    if n == 0 {
+                        return Err(io(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    rest = &rest[n..];
+                }
+                Ok(())
+            }
+            PrintTo::Fd(n) => match self.taken.iter_mut().find(|(m, _)| *m == n) {
+                Some((_, f)) => f.write_all(line.as_bytes()).map_err(io),
+                None => Err(Error::Usage(format!("fd {n} was not taken at startup"))),
+            },
+        }
     }
 }
 
@@ -164,143 +211,45 @@ fn rebuild_args(raw: &[OsString], extra: &[String]) -> Vec<OsString> {
     out
 }
 
-/// A shell that can redirect and close fd `max` (dash only knows fds 0-9).
-fn shell_for(max: u32) -> Option<&'static str> {
-    if max <= 9 {
-        Some("/bin/sh")
-    } else if std::path::Path::new("/bin/bash").exists() {
-        Some("/bin/bash")
-    } else {
-        None
-    }
-}
-
-/// `exec "$0" "$@"` through a shell that applies `redirects` first.
-fn shell_exec(shell: &str, redirects: &str, exe: &std::path::Path, args: &[OsString]) -> Command {
-    let mut c = Command::new(shell);
-    c.arg("-c")
-        .arg(format!("exec \"$0\" \"$@\"{redirects}"))
-        .arg(exe)
-        .args(args);
-    c
-}
-
-fn own_exe() -> Result<std::path::PathBuf> {
-    std::env::current_exe().map_err(|e| Error::Io {
-        context: "finding our own executable",
-        source: e,
-    })
-}
-
-/// dbus-daemon closes a `--print-address=FD` / `--print-pid=FD` pipe once it
-/// has written to it, and `dbus-run-session` reads the address until that end
-/// of file. Safe Rust cannot close an inherited fd by number, so when one is
-/// given the binary re-executes itself (same pid) through a shell that moves
-/// the address fd to standard output (the original standard output waits on
-/// standard input) and closes the others; the new image prints to standard
-/// output and then puts the original back (`--x-restore-stdout`). A pid that
-/// goes to another target than the address is printed here, before.
-///
-/// Returns the command to `exec`, or `None` when there is nothing to close.
-fn reexec_closing_print_fds(cl: &CommandLine, raw: &[OsString]) -> Result<Option<Command>> {
-    let addr_fd = inherited_fd(cl.print_address);
-    let pid_fd = inherited_fd(cl.print_pid);
-    let Some(max) = addr_fd.max(pid_fd) else {
-        return Ok(None);
-    };
-    let Some(shell) = shell_for(max) else {
-        tracing::warn!(
-            "fd {max} stays open after printing to it: no shell here can close fds above 9"
-        );
-        return Ok(None);
-    };
-    let same = same_target(cl.print_address, cl.print_pid);
-    let mut extra: Vec<String> = Vec::new();
-    let mut redirects = String::new();
-    if let Some(a) = addr_fd {
-        let stdout_open = rustix::fs::fstat(std::io::stdout()).is_ok();
-        redirects.push_str(if stdout_open { " 0>&1" } else { " 0</dev/null" });
-        redirects.push_str(&format!(" 1>&{a}"));
-        extra.push("--print-address=1".into());
-        extra.push("--x-restore-stdout".into());
-        if same {
-            extra.push("--print-pid=1".into());
-        }
-    } else {
-        extra.extend(print_option("print-address", cl.print_address));
-    }
-    if let Some(p) = cl.print_pid {
-        match (addr_fd, pid_fd) {
-            // Same pipe as the address: printed after it, by the new image.
-            (Some(_), _) if same => {}
-            // Another target than a moved address, or a pipe of its own: now.
-            (Some(_), _) | (None, Some(_)) => print_to(p, &std::process::id().to_string())?,
-            (None, None) => extra.extend(print_option("print-pid", Some(p))),
-        }
-    }
-    for n in [addr_fd, pid_fd].into_iter().flatten() {
-        let close = format!(" {n}>&-");
-        if !redirects.contains(&close) {
-            redirects.push_str(&close);
-        }
-    }
-    let args = rebuild_args(raw, &extra);
-    Ok(Some(shell_exec(shell, &redirects, &own_exe()?, &args)))
-}
-
-/// After printing: standard output becomes what standard input is (the
-/// original standard output, or `/dev/null` for a `--fork` child), standard
-/// error goes to `/dev/null` for a quiet `--fork` child, and standard input is
-/// `/dev/null`. This closes the pipes that the address and pid went through.
-fn finish_stdio(cl: &CommandLine) {
+/// The `--fork` child, once it has printed its address and pid to standard
+/// output (the pipe to its parent): standard output, and standard error
+/// unless `-v`, go to `/dev/null`, so that the pipes close when the parent
+/// exits. Standard input is `/dev/null` already.
+fn detach_stdio(cl: &CommandLine) {
     let _ = std::io::stdout().flush();
     let result = (|| -> std::io::Result<()> {
-        if cl.restore_stdout {
-            rustix::stdio::dup2_stdout(std::io::stdin())?;
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        rustix::stdio::dup2_stdout(&null)?;
+        if cl.verbose == 0 {
+            rustix::stdio::dup2_stderr(&null)?;
         }
-        if cl.detach && cl.verbose == 0 {
-            rustix::stdio::dup2_stderr(std::io::stdin())?;
-        }
-        let null = std::fs::File::open("/dev/null")?;
-        rustix::stdio::dup2_stdin(&null)?;
         Ok(())
     })();
     if let Err(e) = result {
-        tracing::warn!("cannot reset standard input and output after printing: {e}");
+        tracing::warn!("cannot detach standard output and error after printing: {e}");
     }
 }
 
 /// `--fork`: run the bus in a detached child (its own process group, standard
-/// input and output on `/dev/null`, inherited print fds closed), print what it
-/// printed, exit.
-fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
-    let exe = own_exe()?;
+/// input and output on `/dev/null`), print what it printed, exit. The print
+/// fds are this process's (taken with close-on-exec), so the child never
+/// holds them; they close when this process has printed.
+fn fork_child(raw: &[OsString], cl: &CommandLine, print: PrintFds) -> Result<()> {
+    let exe = std::env::current_exe().map_err(|e| Error::Io {
+        context: "finding our own executable",
+        source: e,
+    })?;
     let extra: Vec<String> = [
         "--nofork",
         "--print-address=1",
         "--print-pid=1",
         "--x-detach",
-        "--x-restore-stdout",
     ]
     .map(String::from)
     .to_vec();
-    let args = rebuild_args(raw, &extra);
-    let fds: Vec<u32> = [inherited_fd(cl.print_address), inherited_fd(cl.print_pid)]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut cmd = match fds.iter().max().and_then(|m| shell_for(*m)) {
-        Some(shell) => {
-            let redirects: String = fds.iter().map(|n| format!(" {n}>&-")).collect();
-            shell_exec(shell, &redirects, &exe, &args)
-        }
-        None => {
-            let mut c = Command::new(&exe);
-            c.args(&args);
-            c
-        }
-    };
-    cmd.stdin(Stdio::null())
+    let mut cmd = Command::new(&exe);
+    cmd.args(rebuild_args(raw, &extra))
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(if cl.verbose > 0 {
             Stdio::inherit()
@@ -328,16 +277,10 @@ fn fork_child(cl: &CommandLine, raw: &[OsString]) -> Result<()> {
             why.trim()
         )));
     };
-    if let Some(to) = cl.print_address {
-        print_to(to, &address)?;
-    }
-    if let Some(to) = cl.print_pid {
-        print_to(to, &pid)?;
-    }
-    Ok(())
+    print.print(&address, &pid)
 }
 
-async fn serve(cl: CommandLine) -> Result<ExitCode> {
+async fn serve(cl: CommandLine, print: PrintFds) -> Result<ExitCode> {
     let stop = match cl.run {
         Some(_) => None,
         None => Some(StopSignals::install()?),
@@ -405,14 +348,9 @@ async fn serve(cl: CommandLine) -> Result<ExitCode> {
     let bus = builder.start().await?;
     let address = bus.address().unwrap_or_default();
     tracing::info!("listening on {address}");
-    if let Some(to) = cl.print_address {
-        print_to(to, &address)?;
-    }
-    if let Some(to) = cl.print_pid {
-        print_to(to, &std::process::id().to_string())?;
-    }
-    if cl.restore_stdout || cl.detach {
-        finish_stdio(&cl);
+    print.print(&address, &std::process::id().to_string())?;
+    if cl.detach {
+        detach_stdio(&cl);
     }
     let code = match &cl.run {
         Some(cmd) => {
@@ -519,16 +457,5 @@ mod tests {
             rebuild_args(&raw, &[]),
             os(&["--session", "--config-file=/x"])
         );
-    }
-
-    #[test]
-    fn print_targets_compare_with_fd_1_as_stdout() {
-        assert!(same_target(Some(PrintTo::Stdout), Some(PrintTo::Fd(1))));
-        assert!(same_target(Some(PrintTo::Fd(5)), Some(PrintTo::Fd(5))));
-        assert!(!same_target(Some(PrintTo::Fd(5)), Some(PrintTo::Fd(6))));
-        assert!(!same_target(None, None));
-        assert_eq!(inherited_fd(Some(PrintTo::Fd(2))), None);
-        assert_eq!(inherited_fd(Some(PrintTo::Fd(9))), Some(9));
-        assert_eq!(shell_for(9), Some("/bin/sh"));
     }
 }

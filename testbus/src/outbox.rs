@@ -41,6 +41,11 @@ struct Inner {
     closing: bool,
     /// Why the connection was closed by the bus (for the log).
     reason: Option<String>,
+    /// Fds of messages routed to this connection and not queued yet
+    /// ([`Outbox::reserve_fds`]).
+    reserved_fds: usize,
+    /// `max_outgoing_unix_fds` ([`Outbox::set_max_fds`]).
+    max_fds: usize,
 }
 
 /// The outgoing side of one connection, shared by every task that routes to it.
@@ -67,6 +72,8 @@ impl Outbox {
                 task_flushing: false,
                 closing: false,
                 reason: None,
+                reserved_fds: 0,
+                max_fds: usize::MAX,
             }),
             max_queued,
             kill: Notify::new(),
@@ -88,6 +95,9 @@ impl Outbox {
 
     fn enqueue(&self, bytes: &[u8], fds: Vec<OwnedFd>, write: bool) -> Push {
         let mut g = lock(&self.inner);
+        if !fds.is_empty() {
+            g.reserved_fds = g.reserved_fds.saturating_sub(fds.len());
+        }
         if g.closing {
             return Push::Dead;
         }
@@ -103,6 +113,47 @@ impl Outbox {
             return self.check_size(g);
         }
         self.write_now(g)
+    }
+
+    /// Refuses messages with fds once more than `max` fds wait for this
+    /// connection (`max_outgoing_unix_fds`, [`Outbox::reserve_fds`]).
+    pub(crate) fn set_max_fds(&self, max: usize) {
+        let mut g = lock(&self.inner);
+        g.max_fds = max;
+        if let Some(w) = g.writer.as_mut() {
+            // Only a backstop: routing reserves first, and a reservation passes only while at
+            // most `max` wait, for one message of at most what one `sendmsg` carries.
+            w.set_max_queued_fds(
+                max.saturating_add(fastbus_transport::transport::MAX_FDS_PER_SEND),
+            );
+        }
+    }
+
+    /// Whether more fds than `max_outgoing_unix_fds` already wait for this
+    /// connection (queued, or routed and about to be): dbus-daemon then
+    /// refuses messages for it with `LimitsExceeded`.
+    pub(crate) fn fds_full(&self) -> bool {
+        let g = lock(&self.inner);
+        Self::fds_waiting(&g) > g.max_fds
+    }
+
+    /// Takes room for the `n` fds of a message routed to this connection,
+    /// to be queued next ([`Outbox::queue`] or [`Outbox::push`] with those
+    /// fds gives it back); false when [`Outbox::fds_full`].
+    pub(crate) fn reserve_fds(&self, n: usize) -> bool {
+        let mut g = lock(&self.inner);
+        if Self::fds_waiting(&g) > g.max_fds {
+            return false;
+        }
+        g.reserved_fds = g.reserved_fds.saturating_add(n);
+        true
+    }
+
+    fn fds_waiting(g: &Inner) -> usize {
+        g.writer
+            .as_ref()
+            .map_or(0, FramedWriter::queued_fds)
+            .saturating_add(g.reserved_fds)
     }
 
     /// Writes what [`Outbox::queue`] left queued, straight to the socket when it

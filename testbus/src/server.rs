@@ -38,7 +38,10 @@ struct Shared {
     /// One permit per connection that is still authenticating
     /// (`max_incomplete_connections`). When none is left, the listeners stop
     /// accepting and new clients wait in the kernel's backlog (dbus-daemon's
-    /// answer to CVE-2014-3639) instead of being dropped.
+    /// answer to CVE-2014-3639) instead of being dropped. One count for the
+    /// whole bus, as in dbus-daemon: every listener and the in-memory
+    /// connections share it, so `Listener::set_max_incomplete` (one count
+    /// per listener) is not used.
     incomplete: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -151,10 +154,11 @@ impl TestBusBuilder {
     /// The busconfig file that `ReloadConfig` re-reads: the bus's limits
     /// become dbus-daemon's session defaults plus the file's `<limit>`s (the
     /// ones the bus state enforces: names, match rules, pending replies, fds
-    /// per message, connections; message size, outgoing queue, auth timeout
-    /// and incomplete connections keep the values the bus started with). A
-    /// file that cannot be read or parsed fails the call with
-    /// `org.freedesktop.DBus.Error.Failed` and the limits stay as they were.
+    /// per message, connections; message size, incoming and outgoing queues
+    /// and fds, `pending_fd_timeout`, auth timeout and incomplete connections
+    /// keep the values the bus started with). A file that cannot be read or
+    /// parsed fails the call with `org.freedesktop.DBus.Error.Failed` and the
+    /// limits stay as they were.
     /// Without it, `ReloadConfig` succeeds and changes nothing.
     pub fn reload_config_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.reload_config = Some(path.into());
@@ -621,7 +625,6 @@ fn route_batch(
     first: fastbus_transport::Result<Option<fastbus_wire::Message>>,
     touched: &mut Touched,
 ) -> Option<String> {
-    let max_size = shared.limits.max_message_size;
     // Polling with a no-op waker only looks at what is buffered or readable now;
     // the next `next_message().await` registers the task's waker again.
     let mut cx = Context::from_waker(Waker::noop());
@@ -631,13 +634,8 @@ fn route_batch(
         let msg = match next {
             Ok(Some(m)) => m,
             Ok(None) => break Some(String::new()),
-            Err(e) => break Some(format!("protocol error: {e}")),
+            Err(e) => break Some(read_error(&e)),
         };
-        if too_big(&msg, max_size) {
-            break Some(format!(
-                "sent a message of more than {max_size} bytes (max_message_size)"
-            ));
-        }
         if tracing::enabled!(tracing::Level::DEBUG) {
             log_message(shared, id, &msg);
         }
@@ -678,8 +676,17 @@ async fn serve(
 ) {
     // The reader refuses a message with more fds before it holds them
     // (`max_message_unix_fds`, CVE-2014-3636); the bus state checks again.
-    reader.set_max_message_fds(shared.limits.max_message_unix_fds);
-    let outbox = Outbox::new(writer, shared.limits.max_outgoing_bytes);
+    let l = &shared.limits;
+    reader.set_max_message_fds(l.max_message_unix_fds);
+    let pending_fds = l
+        .max_incoming_unix_fds
+        .min(fastbus_transport::MAX_PENDING_FDS);
+    reader.set_max_pending_fds(pending_fds);
+    // Refused from the header, before the body is buffered.
+    reader.set_max_message_size(l.max_message_size);
+    reader.set_pending_fd_timeout(Some(l.pending_fd_timeout));
+    let outbox = Outbox::new(writer, l.max_outgoing_bytes);
+    outbox.set_max_fds(l.max_outgoing_unix_fds);
     let id = {
         let mut st = shared.state();
         // Checked under the lock that shutdown takes to collect the connections.
@@ -730,18 +737,19 @@ async fn serve(
     let _ = writer_task.await;
 }
 
-/// Whether `msg` (header and body) is longer than `max` bytes. The header is
-/// measured only when the body alone comes within 64 KiB of the limit.
-fn too_big(msg: &fastbus_wire::Message, max: usize) -> bool {
-    let body = msg.body_bytes().len();
-    if body > max {
-        return true;
+/// Why a connection whose reader failed with `e` is closed, naming the limit
+/// it broke when it broke one.
+fn read_error(e: &fastbus_transport::Error) -> String {
+    use fastbus_transport::Error as E;
+    match e {
+        E::MessageTooLarge { len, limit } => {
+            format!("declared a message of {len} bytes, more than {limit} (max_message_size)")
+        }
+        E::PendingFdsTimeout { count, timeout } => format!(
+            "held {count} fds for a message it did not finish sending within {timeout:?} (pending_fd_timeout)"
+        ),
+        e => format!("protocol error: {e}"),
     }
-    if body.saturating_add(64 * 1024) <= max {
-        return false;
-    }
-    let mut header = bytes::BytesMut::new();
-    msg.encode_header_into(&mut header).is_ok() && header.len().saturating_add(body) > max
 }
 
 fn log_message(shared: &Shared, id: crate::state::ConnId, msg: &fastbus_wire::Message) {

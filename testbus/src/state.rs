@@ -448,7 +448,8 @@ impl BusState {
         }
     }
 
-    /// Queues `bytes` on connection `to`, with copies of `msg`'s fds when it takes fds.
+    /// Queues `bytes` on connection `to`, with copies of `msg`'s fds when it
+    /// takes fds and its fd queue has room (`max_outgoing_unix_fds`).
     fn push_to(&self, to: ConnId, bytes: &Bytes, msg: &Message, out: &mut Output) {
         if let Some(c) = self.conns.get(&to) {
             let fds = if msg.fds().is_empty() {
@@ -456,6 +457,12 @@ impl BusState {
             } else if !c.unix_fd {
                 return;
             } else if let Some(fds) = dup_fds(msg) {
+                if !c.outbox.reserve_fds(fds.len()) {
+                    tracing::debug!(
+                        "not delivering a message with fds: the receiver's fd queue is full (max_outgoing_unix_fds)"
+                    );
+                    return;
+                }
                 fds
             } else {
                 tracing::warn!("cannot copy the fds of a message (out of fds?): not delivered");
@@ -1085,6 +1092,18 @@ impl BusState {
                 &DbusError::new(
                     "org.freedesktop.DBus.Error.NotSupported",
                     "Tried to send message with Unix file descriptors to a client that doesn't support that.",
+                ),
+                &mut out,
+            );
+            return out;
+        }
+        // CVE-2014-3636: a receiver that does not read cannot make the bus hold fds without end.
+        if !msg.fds().is_empty() && self.conns.get(&to).is_some_and(|c| c.outbox.fds_full()) {
+            self.error(
+                &msg,
+                &DbusError::new(
+                    "org.freedesktop.DBus.Error.LimitsExceeded",
+                    "Rejected: destination has a full message queue",
                 ),
                 &mut out,
             );

@@ -218,6 +218,23 @@ fn usage_errors_help_and_version() {
     bus.stop();
 }
 
+/// `--print-address=FD` / `--print-pid=FD` with an FD that is not open: a
+/// clear error at startup, not a bus that runs without telling its address.
+#[test]
+fn a_print_fd_that_is_not_open_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for opt in ["--print-address=987", "--print-pid=987"] {
+        let out = run_within(
+            Command::new(BIN)
+                .arg(opt)
+                .arg(format!("--address=unix:dir={}", dir.path().display())),
+        );
+        assert_eq!(out.status.code(), Some(1), "{opt}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains(opt) && err.contains("987"), "{opt}: {err}");
+    }
+}
+
 #[test]
 fn a_busconfig_that_is_not_xml_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -334,7 +334,8 @@ impl Drop for KillOnDrop {
 }
 
 /// GLib's GTestDBus (`G_TEST_DBUS_DAEMON`): `--config-file=FILE
-/// --print-address=FD` with FD the write end of a pipe, read line by line.
+/// --print-address=FD` with FD the write end of a pipe, read line by line;
+/// the daemon closes FD after the address, as dbus-daemon does.
 #[test]
 fn started_like_gtestdbus() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -352,21 +353,33 @@ fn started_like_gtestdbus() {
             .spawn()
             .expect("spawn"),
     );
-    let address = read_line_within(rd, "the address on fd 3")
-        .trim()
-        .to_owned();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = BufReader::new(rd).read_to_string(&mut all);
+        let _ = tx.send(all);
+    });
+    let all = rx
+        .recv_timeout(WAIT)
+        .unwrap_or_else(|_| panic!("fd 3: no end of file after the address"));
+    assert_eq!(all.lines().count(), 1, "{all:?}");
+    let address = all.trim().to_owned();
     assert!(address.starts_with("unix:path="), "{address}");
     get_id(&address);
     drop(child);
 }
 
 /// `dbus-run-session`'s way: `--nofork --print-address FD --session`, and the
-/// address is read until end of file, so the daemon must close FD after it.
+/// address is read until end of file, so the daemon must close FD after it
+/// (it takes the fd at startup and drops it once printed; no re-exec, so the
+/// pid it prints is the one its parent started).
 #[test]
 fn print_address_fd_is_closed_after_printing() {
     for fd in [4, 12] {
         if fd > 9 && !Path::new("/bin/bash").exists() {
-            eprintln!("SKIPPED: fd {fd}: no /bin/bash to move fds above 9");
+            eprintln!(
+                "SKIPPED: fd {fd}: no /bin/bash to hand the daemon an fd above 9 (sh cannot)"
+            );
             continue;
         }
         let dir = tempfile::tempdir().expect("tempdir");

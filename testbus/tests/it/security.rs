@@ -487,3 +487,189 @@ both!(
     message_size_counts_the_header,
     &[("max_message_size", 70_000)]
 );
+
+// max_message_size is checked from the header: a message that declares more
+// disconnects its sender once its header is in, without the bus waiting for
+// (or buffering) a body it will never take.
+async fn message_size_from_the_header(d: Daemon) {
+    let mut a = d.client().await;
+    let b = d.client().await;
+    let mut big = d.client().await;
+    let s = big.next_serial();
+    let m = sig("Huge")
+        .destination(b.name.as_str())
+        .body(&(vec![0u8; 16],))
+        .serial(s)
+        .build()
+        .expect("build");
+    let mut bytes = m.encode().expect("encode");
+    assert_eq!(bytes[0], b'l', "little-endian");
+    let body_len = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
+    let header_len = bytes.len() - body_len;
+    // Declare a body of 100 MB (within the protocol's 128 MiB) and send the header only.
+    bytes[4..8].copy_from_slice(&100_000_000u32.to_le_bytes());
+    big.send_bytes(&bytes[..header_len], Vec::new()).await;
+    big.expect_closed().await;
+    assert_eq!(a.bus_error("GetId", &()).await, "");
+}
+both!(
+    max_message_size_is_checked_from_the_header,
+    message_size_from_the_header,
+    &[("max_message_size", 4096)]
+);
+
+// CVE-2014-3637: a connection that holds fds for a message it never finishes
+// is disconnected after pending_fd_timeout (small here; the test asserts no
+// time, only that it happens); whole messages with fds are not affected.
+async fn fds_of_an_unfinished_message(d: Daemon) {
+    let mut a = d.client().await;
+    let mut b = d.client().await;
+    let s = a.next_serial();
+    let whole = sig("Whole")
+        .destination(b.name.as_str())
+        .body(&(Fd(0),))
+        .unix_fds(1)
+        .fds(vec![pipe_with("whole")])
+        .serial(s)
+        .build()
+        .expect("build");
+    a.send_msg(&whole).await;
+    let got = b.recv_where(|m| member_is(m, "Whole")).await;
+    assert_eq!(read_fd(&got, 0), "whole");
+    let mut stuck = d.client().await;
+    let s = stuck.next_serial();
+    let m = sig("Stuck")
+        .destination(b.name.as_str())
+        .body(&(Fd(0),))
+        .unix_fds(1)
+        .serial(s)
+        .build()
+        .expect("build");
+    let bytes = m.encode().expect("encode");
+    // All but the last two bytes, with the fd: the message never completes.
+    stuck
+        .send_bytes(&bytes[..bytes.len() - 2], vec![pipe_with("stuck")])
+        .await;
+    stuck.expect_closed().await;
+    assert_eq!(a.bus_error("GetId", &()).await, "");
+    assert!(
+        !b.drain().await.iter().any(|m| member_is(m, "Stuck")),
+        "part of a message was relayed"
+    );
+}
+both!(
+    pending_fd_timeout_disconnects,
+    fds_of_an_unfinished_message,
+    &[("pending_fd_timeout", 200)]
+);
+
+// CVE-2014-3636, per-connection cap on fds in flight to a receiver: once more
+// than max_outgoing_unix_fds (4 here) wait for a client that does not read, a
+// call with fds for it is refused with LimitsExceeded, as dbus-daemon does
+// (it checks before adding, so five get in); once it has read, fds go again.
+async fn outgoing_fd_queue(d: Daemon) {
+    let mut a = d.client().await;
+    let mut b = d.client().await;
+    // b does not read yet: 8 MiB of signals fill its socket, so what follows waits in the bus.
+    for _ in 0..8 {
+        a.send(
+            sig("Filler")
+                .destination(b.name.as_str())
+                .body(&(vec![0u8; 1 << 20],)),
+        )
+        .await;
+    }
+    let mut serials = Vec::new();
+    for i in 0..8u32 {
+        let s = a.next_serial();
+        let m = Message::method_call("/s", "TakeFd")
+            .destination(b.name.as_str())
+            .body(&(i, Fd(0)))
+            .unix_fds(1)
+            .fds(vec![pipe_with(&i.to_string())])
+            .serial(s)
+            .build()
+            .expect("build");
+        a.send_msg(&m).await;
+        serials.push(s);
+    }
+    let errors: Vec<(Option<u32>, String)> = a
+        .drain()
+        .await
+        .iter()
+        .filter(|m| m.message_type() == MessageType::ERROR)
+        .map(|m| (m.reply_serial(), error_name(m)))
+        .collect();
+    let refused: Vec<(Option<u32>, String)> = serials[5..]
+        .iter()
+        .map(|s| (Some(*s), format!("{E}LimitsExceeded")))
+        .collect();
+    assert_eq!(errors, refused);
+    // b reads now: the filler, then the five calls that got in, with their fds. (Not with
+    // drain(): dbus-daemon refuses every message for b while its fd queue is over the limit,
+    // the bus's own reply to a Ping included; testbus refuses only messages with fds.)
+    for _ in 0..8 {
+        b.recv_where(|m| member_is(m, "Filler")).await;
+    }
+    for i in 0..5u32 {
+        let m = b.recv_where(|m| member_is(m, "TakeFd")).await;
+        let (n, fd): (u32, Fd) = m.body().expect("decode");
+        assert_eq!(n, i, "in order");
+        assert_eq!(read_fd(&m, fd.0 as usize), i.to_string());
+    }
+    assert!(
+        !b.drain().await.iter().any(|m| member_is(m, "TakeFd")),
+        "a refused call was delivered"
+    );
+    // Read: room again.
+    let s = a.next_serial();
+    let m = Message::method_call("/s", "TakeFd")
+        .destination(b.name.as_str())
+        .body(&(99u32, Fd(0)))
+        .unix_fds(1)
+        .fds(vec![pipe_with("99")])
+        .serial(s)
+        .build()
+        .expect("build");
+    a.send_msg(&m).await;
+    let got = b.recv_where(|m| member_is(m, "TakeFd")).await;
+    assert_eq!(read_fd(&got, 0), "99");
+}
+both!(
+    max_outgoing_unix_fds_refuses_with_limits_exceeded,
+    outgoing_fd_queue,
+    &[("max_outgoing_unix_fds", 4)]
+);
+
+// max_incoming_unix_fds caps the fds the bus holds for one sender's messages
+// not routed yet: past it the sender is disconnected (testbus only: dbus-daemon
+// instead stops reading from it, and counts fds still queued for receivers).
+#[tokio::test]
+async fn max_incoming_unix_fds_disconnects_the_sender() {
+    let d = Daemon::start_with(Kind::TestBus, &[("max_incoming_unix_fds", 4)])
+        .await
+        .expect("testbus starts");
+    let mut a = d.client().await;
+    let mut b = d.client().await;
+    let fds_signal = |c: &mut Client, n: u32, to: &str| {
+        let s = c.next_serial();
+        sig("Fds")
+            .destination(to)
+            .body(&(n,))
+            .unix_fds(n)
+            .fds((0..n).map(|i| pipe_with(&i.to_string())).collect())
+            .serial(s)
+            .build()
+            .expect("build")
+    };
+    let m = fds_signal(&mut a, 4, &b.name);
+    a.send_msg(&m).await;
+    let got = b.recv_where(|m| member_is(m, "Fds")).await;
+    assert_eq!(got.fds().len(), 4);
+    let mut over = d.client().await;
+    let m = fds_signal(&mut over, 5, &b.name);
+    over.send_msg(&m).await;
+    over.expect_closed().await;
+    assert_eq!(a.bus_error("GetId", &()).await, "");
+    assert!(!b.drain().await.iter().any(|m| member_is(m, "Fds")));
+}
