@@ -186,7 +186,11 @@ impl Error {
             Error::Disconnected(r) => match r {
                 DisconnectReason::ByUs => Fault::Caller,
                 DisconnectReason::ByPeer => Fault::Peer,
-                DisconnectReason::Error(e) => e.fault(),
+                // Too many fds waiting for their message: the reader's limit, the peer's doing.
+                DisconnectReason::Error(e) => match &**e {
+                    Error::Transport(T::TooManyFds { .. }) => Fault::Peer,
+                    e => e.fault(),
+                },
             },
             Error::Timeout { .. } => Fault::Library,
             Error::Wire(_) | Error::NotABus(_) | Error::AlreadyExported { .. } => Fault::Caller,
@@ -195,7 +199,9 @@ impl Error {
                 | T::Unsupported(_)
                 | T::Environment(_)
                 | T::FdsNotSupported
-                | T::TooManyFds { .. } => Fault::Caller,
+                | T::TooManyFds { .. }
+                | T::QueuedFdsLimit { .. }
+                | T::FdsWithoutBytes { .. } => Fault::Caller,
                 T::Io { .. } | T::Keyring { .. } => Fault::Library,
                 T::ConnectFailed(list) => list.last().map_or(Fault::Library, |(_, e)| {
                     Error::Transport(clone_kind(e)).fault()
@@ -351,5 +357,31 @@ mod tests {
             Error::from(fastbus_transport::Error::FdsNotSupported).fault(),
             Fault::Caller
         );
+    }
+
+    #[test]
+    fn fd_limits_blame_whoever_exceeded_them() {
+        use fastbus_transport::Error as T;
+        // Queueing past the writer's cap, or fds with no bytes: the caller queued them.
+        let queued = T::QueuedFdsLimit {
+            queued: 3,
+            count: 2,
+            limit: 4,
+        };
+        assert_eq!(Error::from(queued).fault(), Fault::Caller);
+        let bare = T::FdsWithoutBytes { count: 1 };
+        assert_eq!(Error::from(bare).fault(), Fault::Caller);
+        let send = T::TooManyFds {
+            count: 300,
+            limit: 253,
+        };
+        assert_eq!(Error::from(send).fault(), Fault::Caller);
+        // The reader's cap on fds waiting for their message ends the connection: the peer.
+        let piled = T::TooManyFds {
+            count: 1025,
+            limit: 1024,
+        };
+        let ended = Error::Disconnected(DisconnectReason::Error(Arc::new(Error::from(piled))));
+        assert_eq!(ended.fault(), Fault::Peer);
     }
 }

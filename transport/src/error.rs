@@ -103,6 +103,13 @@ pub enum Error {
         /// The writer's cap.
         limit: usize,
     },
+    /// Caller: fds were handed to [`crate::FramedWriter::queue_bytes`] with no
+    /// message bytes to carry them (an fd travels with a message's first byte).
+    /// Nothing was queued; the fds were closed.
+    FdsWithoutBytes {
+        /// How many fds were refused.
+        count: usize,
+    },
     /// Local: a DBUS_COOKIE_SHA1 keyring could not be used.
     Keyring {
         /// The keyring directory or file.
@@ -239,6 +246,10 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "queueing {count} more unix fds to the {queued} not sent yet would exceed the limit of {limit}"
+            ),
+            Error::FdsWithoutBytes { count } => write!(
+                f,
+                "{count} unix fds queued without message bytes to carry them (closed)"
             ),
             Error::Keyring { path, reason } => {
                 write!(f, "keyring {}: {reason}", path.display())

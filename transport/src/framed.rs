@@ -630,11 +630,14 @@ impl FramedWriter {
         Ok(())
     }
 
-    /// Queues already-encoded message bytes with the fds that go with them.
+    /// Queues already-encoded message bytes with the fds that go with them
+    /// (they travel with the first byte of `bytes`).
     ///
     /// # Errors
     /// [`Error::FdsNotSupported`], [`Error::TooManyFds`] or
-    /// [`Error::QueuedFdsLimit`]; nothing is queued then.
+    /// [`Error::QueuedFdsLimit`]; [`Error::FdsWithoutBytes`] for fds with empty
+    /// `bytes` (no byte could carry them). Nothing is queued then, and `fds` are
+    /// closed.
     #[inline]
     pub fn queue_bytes(&mut self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<()> {
         if fds.is_empty() {
@@ -646,6 +649,9 @@ impl FramedWriter {
 
     #[inline(never)]
     fn queue_bytes_with_fds(&mut self, bytes: &[u8], fds: Vec<OwnedFd>) -> Result<()> {
+        if bytes.is_empty() {
+            return Err(Error::FdsWithoutBytes { count: fds.len() });
+        }
         self.check_fds(fds.len())?;
         self.queued_fds += fds.len();
         self.queue.push_back(Segment {

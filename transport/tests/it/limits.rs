@@ -238,3 +238,24 @@ async fn fds_stay_counted_while_the_peer_does_not_read() {
     assert_eq!(w.queued_fds(), 0);
     assert_eq!(bounded("reader", reader).await.unwrap(), (1, 1));
 }
+
+#[tokio::test]
+async fn writer_refuses_fds_without_bytes_to_carry_them() {
+    let (a, b) = socketpair().unwrap();
+    let (_, mut w) = raw_framed(Box::new(a));
+    let (mut r, _) = raw_framed(Box::new(b));
+    let (pr, pw) = rustix::pipe::pipe().unwrap();
+    match w.queue_bytes(&[], vec![pw]) {
+        Err(Error::FdsWithoutBytes { count: 1 }) => {}
+        other => panic!("expected FdsWithoutBytes, got {other:?}"),
+    }
+    assert_eq!(w.queued_bytes(), 0, "nothing was queued");
+    assert_eq!(w.queued_fds(), 0);
+    let mut b1 = [0u8; 1];
+    assert_eq!(rustix::io::read(&pr, &mut b1).unwrap(), 0, "fd closed");
+    // Empty bytes without fds queue nothing and are no error; the writer still works.
+    w.queue_bytes(&[], Vec::new()).unwrap();
+    w.send(&sized(1, 4)).await.unwrap();
+    let got = bounded("a message", r.next_message()).await;
+    assert_eq!(got.unwrap().unwrap().serial(), 1);
+}
