@@ -130,6 +130,8 @@ enum Inner {
     Testbus {
         bus: Option<TestBus>,
         rt: Option<Runtime>,
+        /// The name of its runtime's threads (unique per instance).
+        threads: String,
     },
     Daemon(Child),
 }
@@ -146,7 +148,7 @@ struct Bus {
 impl Drop for Bus {
     fn drop(&mut self) {
         match &mut self.inner {
-            Inner::Testbus { bus, rt } => {
+            Inner::Testbus { bus, rt, .. } => {
                 if let (Some(bus), Some(rt)) = (bus.take(), rt.take()) {
                     rt.block_on(async {
                         let _ = tokio::time::timeout(Duration::from_secs(10), bus.shutdown()).await;
@@ -167,7 +169,7 @@ impl Bus {
     /// per-thread schedstat): testbus's are the threads of its runtime in this process.
     fn cpu_ns(&self) -> u64 {
         let (pid, comm) = match &self.inner {
-            Inner::Testbus { .. } => (std::process::id(), Some("testbus")),
+            Inner::Testbus { threads, .. } => (std::process::id(), Some(threads.as_str())),
             Inner::Daemon(child) => (child.id(), None),
         };
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -196,7 +198,8 @@ impl Bus {
 /// Times one case on `bus` with criterion (`run(iters)` does `iters` iterations and
 /// returns their wall-clock time), then prints the daemon's CPU time per element over
 /// every iteration criterion ran (warm-up included): a cost figure that the load other
-/// processes put on the machine disturbs much less than wall-clock time.
+/// processes put on the machine disturbs much less than wall-clock time. Returns whether
+/// the case ran (criterion's command-line filter may skip it).
 fn bench_on(
     g: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
@@ -204,7 +207,7 @@ fn bench_on(
     bus: &Bus,
     elements: u64,
     mut run: impl FnMut(u64) -> Duration,
-) {
+) -> bool {
     let mut iterations = 0;
     let cpu = bus.cpu_ns();
     g.bench_function(id, |b| {
@@ -214,11 +217,78 @@ fn bench_on(
         });
     });
     let cpu = bus.cpu_ns().saturating_sub(cpu);
-    let n = (iterations * elements).max(1);
+    if iterations == 0 {
+        return false;
+    }
+    let n = iterations * elements;
     println!(
         "CPU {label}: {:.2} us of {} per element ({n} elements)",
         cpu as f64 / n as f64 / 1000.0,
         bus.name
+    );
+    true
+}
+
+/// Turns of each side in [`interleaved`], and how long each turn lasts at least.
+const ROUNDS: usize = 10;
+const TURN: Duration = Duration::from_millis(200);
+
+/// One side of an [`interleaved`] comparison: a daemon, and a closure that does operations
+/// on it until the deadline (at least one) and returns how many elements it did.
+struct Side<'a> {
+    bus: &'a Bus,
+    run: Box<dyn FnMut(Instant) -> u64 + 'a>,
+}
+
+/// Median, least and greatest of `v` (not empty).
+fn median(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Runs `a` and `b` in turn for [`TURN`] each, [`ROUNDS`] times (a first in even rounds,
+/// b first in odd ones), and prints the median and range over the rounds of the ratio
+/// b / a of wall-clock time per element and of the daemons' CPU time per element, then
+/// each side's median figures. Both sides see the load of the same moment, which
+/// criterion's one-after-the-other measurements cannot promise on a shared machine.
+fn interleaved(label: &str, mut a: Side<'_>, mut b: Side<'_>) {
+    let turn = |s: &mut Side<'_>| {
+        let cpu = s.bus.cpu_ns();
+        let t = Instant::now();
+        let n = (s.run)(t + TURN).max(1) as f64;
+        let wall = t.elapsed().as_nanos() as f64 / n;
+        (wall, s.bus.cpu_ns().saturating_sub(cpu) as f64 / n)
+    };
+    let (mut wa, mut wb, mut ca, mut cb) = (vec![], vec![], vec![], vec![]);
+    let (mut wall, mut cpu) = (vec![], vec![]);
+    for round in 0..ROUNDS {
+        let ((w1, c1), (w2, c2)) = if round % 2 == 0 {
+            let x = turn(&mut a);
+            (x, turn(&mut b))
+        } else {
+            let y = turn(&mut b);
+            (turn(&mut a), y)
+        };
+        wa.push(w1);
+        wb.push(w2);
+        ca.push(c1);
+        cb.push(c2);
+        wall.push(w2 / w1);
+        cpu.push(c2 / c1.max(1.0));
+    }
+    let (w, wlo, whi) = median(&mut wall);
+    let (c, clo, chi) = median(&mut cpu);
+    let us = |v: &mut Vec<f64>| median(v).0 / 1000.0;
+    println!(
+        "RATIO {label}: wall time per element {w:.3} (rounds {wlo:.3}-{whi:.3}), \
+         daemon CPU per element {c:.3} (rounds {clo:.3}-{chi:.3}); \
+         medians: {} {:.2} us wall {:.2} us CPU, {} {:.2} us wall {:.2} us CPU",
+        a.bus.name,
+        us(&mut wa),
+        us(&mut ca),
+        b.bus.name,
+        us(&mut wb),
+        us(&mut cb),
     );
 }
 
@@ -251,7 +321,9 @@ fn start_testbus() -> Bus {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or(2);
-    let rt = runtime_with("testbus", workers);
+    static INSTANCE: AtomicUsize = AtomicUsize::new(0);
+    let threads = format!("testbus-{}", INSTANCE.fetch_add(1, Ordering::Relaxed));
+    let rt = runtime_with(&threads, workers);
     let bus = rt.block_on(builder.start()).expect("starting testbus");
     let address = bus.address().expect("testbus address");
     Bus {
@@ -261,6 +333,7 @@ fn start_testbus() -> Bus {
         inner: Inner::Testbus {
             bus: Some(bus),
             rt: Some(rt),
+            threads,
         },
         _dir: dir,
     }
@@ -487,10 +560,11 @@ fn echo_benches(c: &mut Criterion) {
     let group = "testbus_echo_sequential";
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
+    let mut ran = true;
     for (bus, (client, _server)) in buses.iter().zip(&pairs) {
         let id = BenchmarkId::from_parameter(bus.name);
         let label = format!("{group}/{}", bus.name);
-        bench_on(&mut g, id, &label, bus, 1, |iters| {
+        ran &= bench_on(&mut g, id, &label, bus, 1, |iters| {
             let (client, msg) = (client.clone(), msg.clone());
             rt.block_on(async move {
                 tokio::spawn(async move {
@@ -506,34 +580,75 @@ fn echo_benches(c: &mut Criterion) {
         });
     }
     g.finish();
+    if let (true, [tb, dd], [(tc, _), (dc, _)]) = (ran, &buses[..], &pairs[..]) {
+        interleaved(
+            &format!("{group}: dbus-daemon / testbus"),
+            echo_side(&rt, tb, tc),
+            echo_side(&rt, dd, dc),
+        );
+    }
 
     let group = "testbus_echo_64_in_flight";
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    let mut ran = true;
     for (bus, (client, _server)) in buses.iter().zip(&pairs) {
         let id = BenchmarkId::from_parameter(bus.name);
         let label = format!("{group}/{}", bus.name);
-        bench_on(&mut g, id, &label, bus, IN_FLIGHT as u64, |iters| {
-            let (client, msg) = (client.clone(), msg.clone());
+        ran &= bench_on(&mut g, id, &label, bus, IN_FLIGHT as u64, |iters| {
+            let client = client.clone();
             rt.block_on(async move {
                 let t = Instant::now();
                 for _ in 0..iters {
-                    let mut set = tokio::task::JoinSet::new();
-                    for _ in 0..IN_FLIGHT {
-                        set.spawn(echo(client.clone(), msg.clone()));
-                    }
-                    while let Some(r) = set.join_next().await {
-                        r.expect("echo task");
-                    }
+                    echo_batch(&client).await;
                 }
                 t.elapsed()
             })
         });
     }
     g.finish();
+    if let (true, [tb, dd], [(tc, _), (dc, _)]) = (ran, &buses[..], &pairs[..]) {
+        interleaved(
+            &format!("{group}: dbus-daemon / testbus"),
+            echo_batch_side(&rt, tb, tc),
+            echo_batch_side(&rt, dd, dc),
+        );
+    }
     drop(pairs);
     drop(rt);
     drop(buses);
+}
+
+/// [`IN_FLIGHT`] `Echo(s)` calls from `client` at once, each reply checked.
+async fn echo_batch(client: &MessageBus) {
+    let msg = echo_call();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        set.spawn(echo(client.clone(), msg.clone()));
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("echo task");
+    }
+}
+
+/// An [`interleaved`] side making batches of [`IN_FLIGHT`] concurrent `Echo(s)` calls.
+fn echo_batch_side<'a>(rt: &'a Runtime, bus: &'a Bus, client: &MessageBus) -> Side<'a> {
+    let client = client.clone();
+    Side {
+        bus,
+        run: Box::new(move |deadline| {
+            rt.block_on(async {
+                let mut n = 0;
+                loop {
+                    echo_batch(&client).await;
+                    n += IN_FLIGHT as u64;
+                    if Instant::now() >= deadline {
+                        return n;
+                    }
+                }
+            })
+        }),
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -605,6 +720,8 @@ fn broadcast_bench(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(8))
         .throughput(Throughput::Elements(u64::from(BROADCAST_SIGNALS)));
+    let mut ran = true;
+    let mut setups = Vec::new();
     for bus in &buses {
         let setup = Arc::new(rt.block_on(Broadcast::new(&bus.address)));
         // Checked once before timing: every subscriber got all 10,000, in order, no more.
@@ -614,7 +731,7 @@ fn broadcast_bench(c: &mut Criterion) {
         let id = BenchmarkId::from_parameter(bus.name);
         let label = format!("{group}/{}", bus.name);
         let elements = u64::from(BROADCAST_SIGNALS);
-        bench_on(&mut g, id, &label, bus, elements, |iters| {
+        ran &= bench_on(&mut g, id, &label, bus, elements, |iters| {
             let s = Arc::clone(&setup);
             let d = rt.block_on(async move {
                 tokio::spawn(async move {
@@ -630,10 +747,41 @@ fn broadcast_bench(c: &mut Criterion) {
             setup.check();
             d
         });
+        setups.push(setup);
     }
     g.finish();
+    if let (true, [tb, dd], [ts, ds]) = (ran, &buses[..], &setups[..]) {
+        interleaved(
+            &format!("{group}: dbus-daemon / testbus"),
+            broadcast_side(&rt, tb, ts),
+            broadcast_side(&rt, dd, ds),
+        );
+    }
+    drop(setups);
     drop(rt);
     drop(buses);
+}
+
+/// An [`interleaved`] side doing whole broadcast rounds (10,000 signals each), every
+/// delivery checked after each round.
+fn broadcast_side<'a>(rt: &'a Runtime, bus: &'a Bus, s: &Arc<Broadcast>) -> Side<'a> {
+    let s = Arc::clone(s);
+    Side {
+        bus,
+        run: Box::new(move |deadline| {
+            let mut n = 0;
+            loop {
+                let s2 = Arc::clone(&s);
+                rt.block_on(async move { tokio::spawn(async move { s2.round().await }).await })
+                    .expect("task");
+                s.check();
+                n += u64::from(BROADCAST_SIGNALS);
+                if Instant::now() >= deadline {
+                    return n;
+                }
+            }
+        }),
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -679,15 +827,30 @@ impl OneByOne {
         }
     }
 
+    async fn one(&self) {
+        let seq = self.next.load(Ordering::Relaxed);
+        self.tally.remaining.store(1, Ordering::Release);
+        self.sender.send(tick(seq)).expect("send");
+        wait("the subscriber to receive the signal", &self.tally.done).await;
+    }
+
     async fn run(&self, iters: u64) -> Duration {
         let t = Instant::now();
         for _ in 0..iters {
-            let seq = self.next.load(Ordering::Relaxed);
-            self.tally.remaining.store(1, Ordering::Release);
-            self.sender.send(tick(seq)).expect("send");
-            wait("the subscriber to receive the signal", &self.tally.done).await;
+            self.one().await;
         }
         t.elapsed()
+    }
+
+    async fn run_until(&self, deadline: Instant) -> u64 {
+        let mut n = 0;
+        loop {
+            self.one().await;
+            n += 1;
+            if Instant::now() >= deadline {
+                return n;
+            }
+        }
     }
 
     fn check(&self) {
@@ -698,25 +861,53 @@ impl OneByOne {
     }
 }
 
+/// An [`interleaved`] side sending one signal at a time through `s`.
+fn one_by_one_side<'a>(rt: &'a Runtime, bus: &'a Bus, s: &Arc<OneByOne>) -> Side<'a> {
+    let s = Arc::clone(s);
+    Side {
+        bus,
+        run: Box::new(move |deadline| {
+            let s = Arc::clone(&s);
+            rt.block_on(async move {
+                tokio::spawn(async move { s.run_until(deadline).await })
+                    .await
+                    .expect("task")
+            })
+        }),
+    }
+}
+
 fn match_rules_bench(c: &mut Criterion) {
     if !wanted("testbus_unrelated_match_rules") {
         return;
     }
-    let buses = start_buses();
+    // Each daemon twice: one stays without rules, the other gets them, so the two can
+    // also be compared turn by turn at the end.
+    let plain = start_buses();
+    let loaded = start_buses();
     let rt = runtime("clients");
-    let setups: Vec<Arc<OneByOne>> = buses
-        .iter()
-        .map(|b| Arc::new(rt.block_on(OneByOne::new(&b.address))))
-        .collect();
+    let setup = |buses: &[Bus]| -> Vec<Arc<OneByOne>> {
+        buses
+            .iter()
+            .map(|b| Arc::new(rt.block_on(OneByOne::new(&b.address))))
+            .collect()
+    };
+    let (sp, sl) = (setup(&plain), setup(&loaded));
     let mut holders: Vec<MessageBus> = Vec::new();
     let group = "testbus_unrelated_match_rules";
     let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
+    let mut ran = true;
     for rules in [0, UNRELATED_RULES] {
+        let (buses, setups) = if rules == 0 {
+            (&plain, &sp)
+        } else {
+            (&loaded, &sl)
+        };
         if rules > 0 {
-            for b in &buses {
+            for b in buses {
                 let t = Instant::now();
                 rt.block_on(async {
                     for k in 0..SPREAD {
@@ -734,13 +925,13 @@ fn match_rules_bench(c: &mut Criterion) {
                 );
             }
         }
-        for (bus, s) in buses.iter().zip(&setups) {
+        for (bus, s) in buses.iter().zip(setups) {
             // Checked before timing: the signal still arrives, in order, with the rules in place.
             rt.block_on(s.run(3));
             s.check();
             let id = BenchmarkId::new(bus.name, rules);
             let label = format!("{group}/{}/{rules}", bus.name);
-            bench_on(&mut g, id, &label, bus, 1, |iters| {
+            ran &= bench_on(&mut g, id, &label, bus, 1, |iters| {
                 let s2 = Arc::clone(s);
                 let d = rt.block_on(async move {
                     tokio::spawn(async move { s2.run(iters).await })
@@ -753,10 +944,30 @@ fn match_rules_bench(c: &mut Criterion) {
         }
     }
     g.finish();
+    if ran {
+        for (((p, l), sp), sl) in plain.iter().zip(&loaded).zip(&sp).zip(&sl) {
+            interleaved(
+                &format!("{group}/{}: {UNRELATED_RULES} rules / 0 rules", p.name),
+                one_by_one_side(&rt, p, sp),
+                one_by_one_side(&rt, l, sl),
+            );
+            sp.check();
+            sl.check();
+        }
+        if let ([tb, dd], [ts, ds]) = (&loaded[..], &sl[..]) {
+            interleaved(
+                &format!("{group}/{UNRELATED_RULES}: dbus-daemon / testbus"),
+                one_by_one_side(&rt, tb, ts),
+                one_by_one_side(&rt, dd, ds),
+            );
+            ts.check();
+            ds.check();
+        }
+    }
     drop(holders);
-    drop(setups);
+    drop((sp, sl));
     drop(rt);
-    drop(buses);
+    drop((plain, loaded));
 }
 
 // ----------------------------------------------------------------------------
@@ -814,27 +1025,100 @@ fn full() -> bool {
 /// The pending-call counts measured: 0, a quarter, all.
 const PENDING_LEVELS: [usize; 3] = [0, PENDING_CALLS / 4, PENDING_CALLS];
 
+/// An [`interleaved`] side making sequential `Echo(s)` calls from `client`.
+fn echo_side<'a>(rt: &'a Runtime, bus: &'a Bus, client: &MessageBus) -> Side<'a> {
+    let client = client.clone();
+    Side {
+        bus,
+        run: Box::new(move |deadline| {
+            let client = client.clone();
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let msg = echo_call();
+                    let mut n = 0;
+                    loop {
+                        echo(client.clone(), msg.clone()).await;
+                        n += 1;
+                        if Instant::now() >= deadline {
+                            return n;
+                        }
+                    }
+                })
+                .await
+                .expect("task")
+            })
+        }),
+    }
+}
+
+/// Times sequential `Echo(s)` round trips from `client` on `bus` as case `id`.
+fn bench_echo(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    id: BenchmarkId,
+    label: &str,
+    bus: &Bus,
+    client: &MessageBus,
+) -> bool {
+    // Checked before timing: the reply comes back right (echo() asserts it).
+    rt.block_on(echo(client.clone(), echo_call()));
+    bench_on(g, id, label, bus, 1, |iters| {
+        let client = client.clone();
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                let msg = echo_call();
+                let t = Instant::now();
+                for _ in 0..iters {
+                    echo(client.clone(), msg.clone()).await;
+                }
+                t.elapsed()
+            })
+            .await
+            .expect("task")
+        })
+    })
+}
+
 fn pending_replies_bench(c: &mut Criterion) {
     if !wanted("testbus_pending_replies") {
         return;
     }
-    let buses = start_buses();
+    // Each daemon twice: one never has calls parked, the other gets them, so the two can
+    // also be compared turn by turn.
+    let plain = start_buses();
+    let loaded = start_buses();
     let rt = runtime("clients");
-    let pairs: Vec<_> = buses
-        .iter()
-        .map(|b| rt.block_on(echo_pair(&b.address)))
-        .collect();
-    let msg = echo_call();
+    let pairs = |buses: &[Bus]| -> Vec<(MessageBus, MessageBus)> {
+        buses
+            .iter()
+            .map(|b| rt.block_on(echo_pair(&b.address)))
+            .collect()
+    };
+    let (pp, lp) = (pairs(&plain), pairs(&loaded));
     let mut parked: Vec<MessageBus> = Vec::new();
     let group = "testbus_pending_replies";
     let mut g = c.benchmark_group(group);
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
+    for (bus, (client, _server)) in plain.iter().zip(&pp) {
+        let label = format!("{group}/{}/0", bus.name);
+        bench_echo(
+            &mut g,
+            &rt,
+            BenchmarkId::new(bus.name, 0),
+            &label,
+            bus,
+            client,
+        );
+    }
     // Calls parked so far, per bus.
-    let mut have = vec![0; buses.len()];
+    let mut have = vec![0; loaded.len()];
     for pending in PENDING_LEVELS {
-        for (i, (bus, (client, _server))) in buses.iter().zip(&pairs).enumerate() {
+        if pending == 0 {
+            continue;
+        }
+        for (i, (bus, (client, _server))) in loaded.iter().zip(&lp).enumerate() {
             if bus.name == "dbus-daemon" && pending == PENDING_CALLS && !full() {
                 // Parking 131,072 calls in dbus-daemon takes minutes (each new call is
                 // checked against every pending one); FASTBUS_BENCH_FULL=1 runs it.
@@ -843,42 +1127,42 @@ fn pending_replies_bench(c: &mut Criterion) {
                 );
                 continue;
             }
-            if pending > have[i] {
-                let t = Instant::now();
-                parked.extend(rt.block_on(park_calls(&bus.address, pending - have[i])));
-                println!(
-                    "{}: {pending} calls awaiting replies (parked {} more in {:?})",
-                    bus.name,
-                    pending - have[i],
-                    t.elapsed()
-                );
-                have[i] = pending;
-            }
-            // Checked before timing: the reply still comes back right (echo() asserts it).
-            rt.block_on(echo(client.clone(), msg.clone()));
-            let id = BenchmarkId::new(bus.name, pending);
+            let t = Instant::now();
+            parked.extend(rt.block_on(park_calls(&bus.address, pending - have[i])));
+            println!(
+                "{}: {pending} calls awaiting replies (parked {} more in {:?})",
+                bus.name,
+                pending - have[i],
+                t.elapsed()
+            );
+            have[i] = pending;
             let label = format!("{group}/{}/{pending}", bus.name);
-            bench_on(&mut g, id, &label, bus, 1, |iters| {
-                let (client, msg) = (client.clone(), msg.clone());
-                rt.block_on(async move {
-                    tokio::spawn(async move {
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            echo(client.clone(), msg.clone()).await;
-                        }
-                        t.elapsed()
-                    })
-                    .await
-                    .expect("task")
-                })
-            });
+            let id = BenchmarkId::new(bus.name, pending);
+            if !bench_echo(&mut g, &rt, id, &label, bus, client) {
+                continue;
+            }
+            interleaved(
+                &format!("{group}/{}: {pending} pending / 0 pending", bus.name),
+                echo_side(&rt, &plain[i], &pp[i].0),
+                echo_side(&rt, bus, client),
+            );
+        }
+        // Both daemons hold this level: compare them turn by turn at it.
+        if let ([tb, dd], [(tc, _), (dc, _)], [p1, p2]) = (&loaded[..], &lp[..], &have[..]) {
+            if *p1 == pending && *p2 == pending {
+                interleaved(
+                    &format!("{group}/{pending}: dbus-daemon / testbus"),
+                    echo_side(&rt, tb, tc),
+                    echo_side(&rt, dd, dc),
+                );
+            }
         }
     }
     g.finish();
     drop(parked);
-    drop(pairs);
+    drop((pp, lp));
     drop(rt);
-    drop(buses);
+    drop((plain, loaded));
 }
 
 // ----------------------------------------------------------------------------
@@ -942,6 +1226,26 @@ fn raw_connect(socket: &Path, hello: &[u8], buf: &mut Vec<u8>) -> std::ops::Rang
     }
 }
 
+/// An [`interleaved`] side connecting with a blocking socket, one connection at a time.
+fn raw_connect_side<'a>(bus: &'a Bus, hello: &[u8]) -> Side<'a> {
+    let hello = hello.to_vec();
+    let mut buf = Vec::new();
+    Side {
+        bus,
+        run: Box::new(move |deadline| {
+            let mut n = 0;
+            loop {
+                let r = raw_connect(&bus.socket, &hello, &mut buf);
+                assert_eq!(buf[r.start + 1], 2, "not a method return");
+                n += 1;
+                if Instant::now() >= deadline {
+                    return n;
+                }
+            }
+        }),
+    }
+}
+
 fn connect_bench(c: &mut Criterion) {
     if !wanted("testbus_connect") {
         return;
@@ -954,6 +1258,7 @@ fn connect_bench(c: &mut Criterion) {
     g.sample_size(20)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
+    let mut ran = true;
     for bus in &buses {
         // Checked once: OK line, then the Hello reply with a unique name.
         let mut buf = Vec::new();
@@ -965,7 +1270,7 @@ fn connect_bench(c: &mut Criterion) {
         assert!(reply.body::<&str>().expect("name").starts_with(':'));
         let id = BenchmarkId::new("raw_blocking", bus.name);
         let label = format!("{group}/raw_blocking/{}", bus.name);
-        bench_on(&mut g, id, &label, bus, 1, |iters| {
+        ran &= bench_on(&mut g, id, &label, bus, 1, |iters| {
             let t = Instant::now();
             for _ in 0..iters {
                 let r = raw_connect(&bus.socket, &hello, &mut buf);
@@ -973,6 +1278,13 @@ fn connect_bench(c: &mut Criterion) {
             }
             t.elapsed()
         });
+    }
+    if let (true, [tb, dd]) = (ran, &buses[..]) {
+        interleaved(
+            &format!("{group}/raw_blocking: dbus-daemon / testbus"),
+            raw_connect_side(tb, &hello),
+            raw_connect_side(dd, &hello),
+        );
     }
     for bus in &buses {
         let id = BenchmarkId::new("messagebus", bus.name);
