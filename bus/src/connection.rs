@@ -81,16 +81,37 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct SerialHasher(u64);
 
 impl Hasher for SerialHasher {
+    /// Eight bytes per multiplication (the object registry hashes paths with it: its keys
+    /// are the paths this process exported, so a peer's lookups cannot flood it).
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
         }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
     }
     fn write_u32(&mut self, n: u32) {
         self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+impl SerialHasher {
+    #[inline]
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(29) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -351,15 +372,23 @@ impl Core {
     /// timeout starts now). Register before sending, so that no reply can come first.
     /// Returns how many calls are pending now, this one included.
     pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<usize> {
+        self.register_waiting(serial, timeout, None)
+    }
+
+    /// As [`Core::register`], with the waker of the task that will wait (so that its first
+    /// poll of the reply need not lock the map again).
+    fn register_waiting(
+        &self,
+        serial: u32,
+        timeout: Duration,
+        waker: Option<Waker>,
+    ) -> Result<usize> {
         let deadline = Instant::now().checked_add(timeout);
         let mut calls = lock(&self.calls);
         if let Some(r) = &calls.closed {
             return Err(Error::Disconnected(r.clone()));
         }
-        let slot = Slot::Waiting {
-            waker: None,
-            deadline,
-        };
+        let slot = Slot::Waiting { waker, deadline };
         calls.pending.insert(serial, slot);
         let pending = calls.pending.len();
         let Some(d) = deadline else {
@@ -455,18 +484,42 @@ impl Core {
 
     /// Sends `msg` (a method call expecting a reply) and waits for the reply message (which
     /// may be an ERROR message) for at most `timeout`.
+    ///
+    /// The call is registered and sent on the future's first poll, with the caller's waker
+    /// already in its slot: the reply (which may come before the first poll returns, on
+    /// another worker) finds whom to wake without a second look at the map.
     pub(crate) async fn call_raw(&self, mut msg: Message, timeout: Duration) -> Result<Message> {
         if msg.serial() == 0 {
             msg.set_serial(self.next_serial());
         }
         let serial = msg.serial();
-        let concurrent = self.register(serial, timeout)? > 1;
-        if let Err(e) = self.write_as(&msg, concurrent) {
-            self.forget_reply(serial);
-            return Err(e);
+        let mut guard = PendingGuard {
+            core: self,
+            serial,
+            armed: false,
+        };
+        let mut unsent = Some(msg);
+        let r = std::future::poll_fn(|cx| {
+            let Some(msg) = unsent.take() else {
+                return self.poll_reply(serial, timeout, cx);
+            };
+            let concurrent = match self.register_waiting(serial, timeout, Some(cx.waker().clone()))
+            {
+                Ok(n) => n > 1,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            guard.armed = true;
+            if let Err(e) = self.write_as(&msg, concurrent) {
+                return Poll::Ready(Err(e));
+            }
+            Poll::Pending
+        })
+        .await;
+        // A failed send leaves the guard armed: it forgets the call.
+        if r.is_ok() {
+            guard.armed = false;
         }
-        drop(msg);
-        self.wait_reply(serial, timeout).await
+        r
     }
 
     /// Sends `msg` (a method call expecting a reply) and hands the reply to `callback`.
@@ -782,5 +835,35 @@ async fn timer_loop(core: Arc<Core>) {
             }
             None => core.timer_wake.notified().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn serial_hasher_tells_paths_of_every_length_apart() {
+        let build = BuildHasherDefault::<SerialHasher>::default();
+        let paths: Vec<String> = (0..40)
+            .map(|n| format!("/{}", "a".repeat(n)))
+            .chain((0..40).map(|n| format!("/org/example/Obj{n}")))
+            .chain(["/a/b", "/a/c", "/b/a"].map(String::from))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for p in &paths {
+            assert!(seen.insert(build.hash_one(p.as_str())), "collision at {p}");
+            // The same string hashes the same every time.
+            assert_eq!(
+                build.hash_one(p.as_str()),
+                build.hash_one(p.clone().as_str())
+            );
+        }
+        // Serials too.
+        let serials: std::collections::HashSet<u64> =
+            (1..1000u32).map(|s| build.hash_one(s)).collect();
+        assert_eq!(serials.len(), 999);
     }
 }

@@ -38,6 +38,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Waker};
@@ -48,7 +49,7 @@ use fastbus_wire::introspection::{Node, standard};
 use fastbus_wire::names::{InterfaceName, ObjectPath};
 
 use crate::bus::MessageBus;
-use crate::connection::{Core, lock};
+use crate::connection::{Core, SerialHasher, lock};
 use crate::error::{DBusError, Error, Result, names};
 
 /// `org.freedesktop.DBus.Introspectable`.
@@ -149,10 +150,14 @@ impl Object {
     }
 }
 
+/// Objects by path, hashed cheaply: the keys are the paths this process exported, so the
+/// paths in a peer's calls only look up and cannot flood the table.
+type Objects = HashMap<String, Object, BuildHasherDefault<SerialHasher>>;
+
 /// Exported objects by path.
 #[derive(Default)]
 pub(crate) struct Registry {
-    objects: Mutex<HashMap<String, Object>>,
+    objects: Mutex<Objects>,
 }
 
 impl fmt::Debug for Registry {
@@ -277,7 +282,7 @@ impl Registry {
     }
 
     /// The introspection data the bus answers for `path` (`None`: nothing there).
-    fn introspect_in(objects: &HashMap<String, Object>, path: &str) -> Option<Node<'static>> {
+    fn introspect_in(objects: &Objects, path: &str) -> Option<Node<'static>> {
         let obj = objects.get(path);
         let kids = children(path, objects.keys());
         if obj.is_none() && kids.is_empty() {

@@ -167,6 +167,34 @@ async fn calls_time_out_with_their_own_error_and_the_connection_goes_on() {
 }
 
 #[tokio::test]
+async fn a_dropped_call_is_forgotten_and_its_late_reply_dropped() {
+    run(|env| async move {
+        let (svc_bus, svc) = env.service().await;
+        let dest = svc_bus.unique_name().unwrap().to_owned();
+        let bus = env.connect().await;
+        let hold = test_call(&dest, "Hold")
+            .body(&("dropped",))
+            .build()
+            .unwrap();
+        // The call is sent on its first poll; the caller then stops waiting.
+        let dropped = tokio::time::timeout(Duration::from_millis(50), bus.call(hold)).await;
+        assert!(dropped.is_err(), "Hold cannot answer before it is released");
+        within(svc.holding.notified()).await;
+        svc.release();
+        svc.wait_held(1).await;
+        // The late reply finds nobody waiting; the connection goes on.
+        for s in ["after", "again"] {
+            let r: String = within(bus.call_method(&dest, PATH, IFACE, "Echo", &(s,)))
+                .await
+                .unwrap();
+            assert_eq!(r, s);
+        }
+        assert!(bus.is_connected());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn message_handlers_reply_or_mark_handled_and_can_be_removed() {
     run(|env| async move {
         let server = env.connect().await;
