@@ -292,7 +292,7 @@ impl MessageBus {
         MessageBus { guard }
     }
 
-    fn core(&self) -> &Arc<Core> {
+    pub(crate) fn core(&self) -> &Arc<Core> {
         &self.guard.core
     }
 

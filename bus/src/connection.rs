@@ -31,10 +31,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use fastbus_transport::{FramedReader, FramedWriter};
@@ -483,12 +484,19 @@ impl Core {
     }
 
     /// Sends `msg` (a method call expecting a reply) and waits for the reply message (which
-    /// may be an ERROR message) for at most `timeout`.
+    /// may be an ERROR message) for at most `timeout`. The serial is given now; nothing is
+    /// sent before the first poll.
     ///
     /// The call is registered and sent on the future's first poll, with the caller's waker
     /// already in its slot: the reply (which may come before the first poll returns, on
-    /// another worker) finds whom to wake without a second look at the map.
-    pub(crate) async fn call_raw(&self, mut msg: Message, timeout: Duration) -> Result<Message> {
+    /// another worker) finds whom to wake without a second look at the map. A plain
+    /// `poll_fn` rather than an `async fn`: the future holds the message once, not twice, and
+    /// is that much cheaper to move. Dropping it forgets the call.
+    pub(crate) fn call_raw(
+        &self,
+        mut msg: Message,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Message>> + Send + '_ {
         if msg.serial() == 0 {
             msg.set_serial(self.next_serial());
         }
@@ -499,9 +507,16 @@ impl Core {
             armed: false,
         };
         let mut unsent = Some(msg);
-        let r = std::future::poll_fn(|cx| {
+        std::future::poll_fn(move |cx| {
+            // The whole guard moves into the closure (not just the flag), so that dropping the
+            // future forgets the call.
+            let guard = &mut guard;
             let Some(msg) = unsent.take() else {
-                return self.poll_reply(serial, timeout, cx);
+                let r = ready!(self.poll_reply(serial, timeout, cx));
+                // Finished: the slot is gone (a failed call's slot too, unless it failed to
+                // send: then the guard forgets it).
+                guard.armed = false;
+                return Poll::Ready(r);
             };
             let concurrent = match self.register_waiting(serial, timeout, Some(cx.waker().clone()))
             {
@@ -514,12 +529,6 @@ impl Core {
             }
             Poll::Pending
         })
-        .await;
-        // A failed send leaves the guard armed: it forgets the call.
-        if r.is_ok() {
-            guard.armed = false;
-        }
-        r
     }
 
     /// Sends `msg` (a method call expecting a reply) and hands the reply to `callback`.
@@ -841,8 +850,39 @@ async fn timer_loop(core: Arc<Core>) {
 #[cfg(test)]
 mod tests {
     use std::hash::BuildHasher;
+    use std::pin::pin;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_future_registers_on_first_poll_and_forgets_when_dropped() {
+        let (a, b) = fastbus_transport::socketpair().unwrap();
+        let (ra, wa) = fastbus_transport::raw_framed(Box::new(a));
+        // The other end never answers.
+        let (mut rb, _wb) = fastbus_transport::raw_framed(Box::new(b));
+        let bus = MessageBus::builder()
+            .framed(ra, wa)
+            .peer_to_peer(true)
+            .connect()
+            .await
+            .unwrap();
+        let pending = || lock(&bus.core().calls).pending.len();
+        let call = Message::method_call("/a", "M").build().unwrap();
+        {
+            let mut fut = pin!(bus.call(call));
+            assert_eq!(pending(), 0, "nothing happens before the first poll");
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            assert_eq!(pending(), 1);
+            let sent = tokio::time::timeout(Duration::from_secs(20), rb.next_message())
+                .await
+                .expect("the call was sent on the first poll")
+                .unwrap()
+                .unwrap();
+            assert_eq!(sent.member().unwrap().as_str(), "M");
+        }
+        assert_eq!(pending(), 0, "the dropped call is forgotten");
+    }
 
     #[test]
     fn serial_hasher_tells_paths_of_every_length_apart() {
