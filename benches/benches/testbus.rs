@@ -954,6 +954,15 @@ fn match_rules_bench(c: &mut Criterion) {
             sp.check();
             sl.check();
         }
+        if let ([tb, dd], [ts, ds]) = (&plain[..], &sp[..]) {
+            interleaved(
+                &format!("{group}/0: dbus-daemon / testbus"),
+                one_by_one_side(&rt, tb, ts),
+                one_by_one_side(&rt, dd, ds),
+            );
+            ts.check();
+            ds.check();
+        }
         if let ([tb, dd], [ts, ds]) = (&loaded[..], &sl[..]) {
             interleaved(
                 &format!("{group}/{UNRELATED_RULES}: dbus-daemon / testbus"),
@@ -1101,15 +1110,23 @@ fn pending_replies_bench(c: &mut Criterion) {
     g.sample_size(10)
         .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::Elements(1));
+    let mut ran = true;
     for (bus, (client, _server)) in plain.iter().zip(&pp) {
         let label = format!("{group}/{}/0", bus.name);
-        bench_echo(
+        ran &= bench_echo(
             &mut g,
             &rt,
             BenchmarkId::new(bus.name, 0),
             &label,
             bus,
             client,
+        );
+    }
+    if let (true, [tb, dd], [(tc, _), (dc, _)]) = (ran, &plain[..], &pp[..]) {
+        interleaved(
+            &format!("{group}/0: dbus-daemon / testbus"),
+            echo_side(&rt, tb, tc),
+            echo_side(&rt, dd, dc),
         );
     }
     // Calls parked so far, per bus.
