@@ -308,11 +308,37 @@ impl FramedReader {
     ///
     /// # Errors
     /// As [`FramedReader::next_message`].
+    #[inline]
     pub fn poll_next_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Message>>> {
         let Some(frame) = ready!(self.poll_frame(cx))? else {
             return Poll::Ready(Ok(None));
         };
+        if self.fd.batches.is_empty() {
+            // No fds waiting: nothing to attach (the usual case; the message is built in place).
+            return Poll::Ready(Self::decode_without_fds(frame, self.fd.max_message_fds));
+        }
         Poll::Ready(self.attach(frame).map(Some))
+    }
+
+    /// [`FramedReader::attach`] when no fds are waiting: a message that declares fds is
+    /// missing them all.
+    #[inline]
+    fn decode_without_fds(frame: Bytes, max_message_fds: usize) -> Result<Option<Message>> {
+        let msg = Message::decode(frame)?;
+        if let Some(n) = msg.unix_fds().filter(|&n| n > 0) {
+            let declared = usize::try_from(n).unwrap_or(usize::MAX);
+            if declared > max_message_fds {
+                return Err(Error::TooManyFds {
+                    count: declared,
+                    limit: max_message_fds,
+                });
+            }
+            return Err(Error::MissingFds {
+                declared: n,
+                received: 0,
+            });
+        }
+        Ok(Some(msg))
     }
 
     /// Reads until a whole frame is buffered and cuts it off.

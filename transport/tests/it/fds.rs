@@ -598,3 +598,37 @@ proptest::proptest! {
         })?;
     }
 }
+
+/// A message that declares fds when none at all came (the reader's path without pending fds):
+/// that message fails, the stream goes on; over the per-message cap it is `TooManyFds`.
+#[tokio::test]
+async fn a_message_declaring_fds_that_never_came_fails_alone() {
+    let (mut raw_w, mut r) = raw_pair();
+    let (_readers, writers) = pipes(2);
+    // Its bytes only: the fds stay here.
+    let declares_two = with_fds(1, writers).encode().unwrap();
+    tr::send(&mut *raw_w, &declares_two, Vec::new())
+        .await
+        .unwrap();
+    match r.next_message().await {
+        Err(Error::MissingFds {
+            declared: 2,
+            received: 0,
+        }) => {}
+        other => panic!("expected MissingFds, got {other:?}"),
+    }
+    r.set_max_message_fds(1);
+    tr::send(&mut *raw_w, &declares_two, Vec::new())
+        .await
+        .unwrap();
+    match r.next_message().await {
+        Err(Error::TooManyFds { count: 2, limit: 1 }) => {}
+        other => panic!("expected TooManyFds, got {other:?}"),
+    }
+    tr::send(&mut *raw_w, &plain(3).encode().unwrap(), Vec::new())
+        .await
+        .unwrap();
+    let got = r.next_message().await.unwrap().unwrap();
+    assert_eq!(got.serial(), 3);
+    assert!(got.fds().is_empty());
+}
