@@ -371,23 +371,126 @@ impl Message {
         msg.flags = fixed.flags;
         msg.serial = fixed.serial;
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
-        msg.read_fields(&bytes, header_end)?;
-        msg.strings = bytes.slice(..header_end);
+        if !msg.read_known_fields(&bytes, header_end) {
+            // An unknown field, an unusual variant, or something invalid: the general reader
+            // accepts exactly what is valid and says what is wrong and where.
+            msg.spans = [None; 9];
+            msg.reply_serial = None;
+            msg.unix_fds = None;
+            msg.read_fields(&bytes, header_end)?;
+        }
         let body_start = round8(header_end);
         if let Some(i) = bytes[header_end..body_start].iter().position(|&b| b != 0) {
             return Err(Error::at(ErrorKind::PaddingNotNul, header_end + i)
                 .detail("padding after the header fields"));
         }
+        msg.body = bytes.slice(body_start..);
+        // The string fields borrow from the whole message (the same allocation as the body):
+        // one reference count instead of two.
+        msg.strings = bytes;
         msg.check_required()?;
         if msg.spans[8].is_none() && fixed.body_len > 0 {
             return Err(Error::at(ErrorKind::BodyWithoutSignature, 4));
         }
-        msg.body = bytes.slice(body_start..);
         msg.validate_body(body_start)?;
         Ok(msg)
     }
 
-    fn read_fields(&mut self, raw: &Bytes, header_end: usize) -> Result<()> {
+    /// Read the header fields when they have the common shape: known codes only, each once,
+    /// each variant holding its field's type. One pass over the bytes, every rule checked
+    /// (names by their automata); `false` for anything else, valid or not, and then the
+    /// general reader ([`Message::read_fields`]) decides. So this accepts only what that
+    /// reader accepts, with the same result (a test checks both on mutated headers).
+    fn read_known_fields(&mut self, raw: &[u8], header_end: usize) -> bool {
+        let Some(h) = raw.get(..header_end) else {
+            return false;
+        };
+        let big = self.endian == Endian::Big;
+        let word = |at: usize| -> Option<u32> {
+            let b: [u8; 4] = h.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            Some(if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        let mut pos = FIXED_HEADER_LEN;
+        let mut seen = 0u16;
+        while pos < header_end {
+            let aligned = round8(pos);
+            match h.get(pos..aligned) {
+                Some(pad) if pad.iter().all(|&b| b == 0) => pos = aligned,
+                _ => return false,
+            }
+            let Some(&[code, 1, t, 0]) = h.get(pos..pos + 4) else {
+                return false;
+            };
+            if HeaderField(code).expected_type() != Some(t) || seen & (1 << code) != 0 {
+                return false;
+            }
+            seen |= 1 << code;
+            pos += 4;
+            match t {
+                b'u' => {
+                    let Some(v) = word(pos) else {
+                        return false;
+                    };
+                    if code == HeaderField::REPLY_SERIAL.0 {
+                        if v == 0 {
+                            return false;
+                        }
+                        self.reply_serial = Some(v);
+                    } else {
+                        self.unix_fds = Some(v);
+                    }
+                    pos += 4;
+                }
+                b'g' => {
+                    let Some(&len) = h.get(pos) else {
+                        return false;
+                    };
+                    let (start, end) = (pos + 1, pos + 1 + usize::from(len));
+                    let (Some(sig), Some(0)) = (h.get(start..end), h.get(end)) else {
+                        return false;
+                    };
+                    if sig.contains(&0) || check_signature_bytes(sig).is_err() {
+                        return false;
+                    }
+                    self.spans[8] = Some((start as u32, u32::from(len)));
+                    pos = end + 1;
+                }
+                _ => {
+                    let Some(len) = word(pos) else {
+                        return false;
+                    };
+                    let start = pos + 4;
+                    let Some(end) = start.checked_add(len as usize) else {
+                        return false;
+                    };
+                    let (Some(s), Some(0)) = (h.get(start..end), h.get(end)) else {
+                        return false;
+                    };
+                    // The grammars admit only ASCII without NUL: UTF-8 is checked too.
+                    let valid = match HeaderField(code) {
+                        HeaderField::PATH => names::is_object_path(s),
+                        HeaderField::INTERFACE | HeaderField::ERROR_NAME => {
+                            names::is_dotted_name(s)
+                        }
+                        HeaderField::MEMBER => names::is_member(s),
+                        _ => names::is_bus_name_lenient(s),
+                    };
+                    if !valid {
+                        return false;
+                    }
+                    self.spans[usize::from(code)] = Some((start as u32, len));
+                    pos = end + 1;
+                }
+            }
+        }
+        true
+    }
+
+    fn read_fields(&mut self, raw: &[u8], header_end: usize) -> Result<()> {
         let base = raw.as_ptr() as usize;
         let span_of = |s: &[u8]| Some(((s.as_ptr() as usize - base) as u32, s.len() as u32));
         // No fd travels with a header field: a `h` in an unknown field is kept as it is.
@@ -1333,6 +1436,71 @@ mod tests {
                 let mut enc = Encoder::new(endian);
                 m.write_header(&mut enc).unwrap();
                 assert_eq!(&fast[..], &enc.into_inner()[..], "{m:?}");
+            }
+        }
+    }
+
+    /// The one-pass reader of common headers accepts only what the general reader accepts,
+    /// with the same fields, and takes every common header: checked on messages of each type
+    /// in both byte orders and on every single-byte change of their header fields.
+    #[test]
+    fn known_fields_reader_agrees_with_the_general_one() {
+        let mut c = call();
+        c.set_sender(Some(&BusName::new(":1.5").unwrap()));
+        let common = [
+            call(),
+            Message::method_return(&c)
+                .serial(9)
+                .unix_fds(2)
+                .body(&(1u8,))
+                .build()
+                .unwrap(),
+            Message::error(&c, "a.b.C", "x").serial(10).build().unwrap(),
+            Message::signal("/", "a.b", "S").serial(11).build().unwrap(),
+            Message::builder(MessageType(77))
+                .serial(12)
+                .build()
+                .unwrap(),
+        ];
+        let unknown = Message::signal("/a", "a.b", "S")
+            .serial(13)
+            .unknown_field(42, Value::U32(1))
+            .build()
+            .unwrap();
+        let read = |bytes: &[u8], header_end: usize| {
+            let endian = Endian::from_marker(bytes[0]).unwrap();
+            let mut fast = Message::empty(MessageType::METHOD_CALL);
+            fast.endian = endian;
+            let mut general = fast.clone();
+            let took = fast.read_known_fields(bytes, header_end);
+            let r = general.read_fields(bytes, header_end);
+            if took {
+                assert!(r.is_ok(), "{r:?} {bytes:?}");
+                assert_eq!(fast.spans, general.spans);
+                assert_eq!(fast.reply_serial, general.reply_serial);
+                assert_eq!(fast.unix_fds, general.unix_fds);
+                assert!(general.unknown_fields.is_empty());
+            }
+            took
+        };
+        for endian in [Endian::Little, Endian::Big] {
+            for (i, m) in common.iter().chain([&unknown]).enumerate() {
+                let mut m = m.clone();
+                m.endian = endian;
+                let bytes = m.encode().unwrap();
+                let fields_len = Decoder::new(&bytes[12..16], endian, 0).u32().unwrap();
+                let header_end = FIXED_HEADER_LEN + fields_len as usize;
+                assert_eq!(read(&bytes, header_end), i < common.len(), "{m:?}");
+                for at in FIXED_HEADER_LEN..header_end {
+                    for v in [
+                        0, 1, 2, 0x7f, 0x80, 0xff, b'/', b'.', b':', b'0', b'u', b's',
+                    ] {
+                        let mut b = bytes.clone();
+                        b[at] = v;
+                        read(&b, header_end);
+                        read(&b, header_end - 1);
+                    }
+                }
             }
         }
     }
