@@ -196,13 +196,15 @@ mod fb {
         PROP_UUID, PROP_UUID_VALUE, Prop, SIGNAL_INTERFACE, SIGNAL_MEMBER, SIGNAL_PATH,
     };
     use fastbus_wire::names::ObjectPath;
-    use fastbus_wire::{Array, Encode, Message, Signature, Value};
+    use fastbus_wire::{Array, Encode, Message, Signature, Value, ValueRef};
 
     /// The `PropertiesChanged` body as fastbus takes it for encoding.
     pub(crate) type SignalBody<'a> = (&'a str, HashMap<&'a str, Value>, Vec<&'a str>);
 
-    /// The `PropertiesChanged` body as fastbus decodes it (strings borrowed from the message).
-    pub(crate) type SignalBodyRef<'a> = (&'a str, HashMap<&'a str, Value>, Vec<&'a str>);
+    /// The `PropertiesChanged` body as fastbus decodes it: strings, object paths and the `ay`
+    /// borrowed from the message, as zbus's `Variant<'_>` borrows its strings (zbus's `ay` is
+    /// a `Vec` of one `Variant::U8` per byte; ours one slice).
+    pub(crate) type SignalBodyRef<'a> = (&'a str, HashMap<&'a str, ValueRef<'a>>, Vec<&'a str>);
 
     /// The body values of case a (built outside the timed loop).
     pub(crate) fn signal_body() -> SignalBody<'static> {
@@ -274,17 +276,16 @@ mod fb {
     }
 
     /// Convert one decoded property value to the neutral form.
-    fn prop(value: &Value) -> Prop {
+    fn prop(value: &ValueRef<'_>) -> Prop {
         match value {
-            Value::Str(s) => Prop::Str(s.clone()),
-            Value::U32(n) => Prop::U32(*n),
-            Value::Bool(b) => Prop::Bool(*b),
-            Value::ObjectPath(p) => Prop::Path(p.as_str().to_owned()),
-            Value::Array(a) => Prop::Bytes(
-                a.items()
-                    .iter()
+            ValueRef::Str(s) => Prop::Str((*s).to_owned()),
+            ValueRef::U32(n) => Prop::U32(*n),
+            ValueRef::Bool(b) => Prop::Bool(*b),
+            ValueRef::ObjectPath(p) => Prop::Path(p.as_str().to_owned()),
+            ValueRef::Array(a) => Prop::Bytes(
+                a.iter()
                     .map(|v| match v {
-                        Value::Byte(b) => *b,
+                        ValueRef::Byte(b) => b,
                         other => panic!("unexpected array element {other:?}"),
                     })
                     .collect(),

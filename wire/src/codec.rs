@@ -307,10 +307,14 @@ impl<'a> Decoder<'a> {
     }
 
     /// An error of `kind` at the current position.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, kind: ErrorKind) -> Error {
         Error::at(kind, self.base + self.pos)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn error_at(&self, kind: ErrorKind, pos: usize) -> Error {
         Error::at(kind, self.base + pos)
     }
@@ -429,13 +433,22 @@ impl<'a> Decoder<'a> {
     #[inline]
     pub fn str(&mut self) -> Result<&'a str> {
         let bytes = self.string_bytes()?;
-        let start = self.pos - 1 - bytes.len();
-        let s = std::str::from_utf8(bytes)
-            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if let Some(i) = nul_position(bytes) {
-            return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
+        match std::str::from_utf8(bytes) {
+            Ok(s) if nul_position(bytes).is_none() => Ok(s),
+            _ => Err(self.text_error(bytes)),
         }
-        Ok(s)
+    }
+
+    /// The error for the string `bytes` just read: not UTF-8 (first), or a NUL inside.
+    #[cold]
+    #[inline(never)]
+    fn text_error(&self, bytes: &[u8]) -> Error {
+        let start = self.pos - 1 - bytes.len();
+        match (std::str::from_utf8(bytes), nul_position(bytes)) {
+            (Err(e), _) => self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()),
+            (Ok(_), Some(i)) => self.error_at(ErrorKind::StringContainsNul, start + i),
+            (Ok(_), None) => self.error_at(ErrorKind::BadUtf8, start),
+        }
     }
 
     /// Check a STRING as [`Decoder::str`] does, without making a `&str` of it: eight bytes at
@@ -447,12 +460,15 @@ impl<'a> Decoder<'a> {
         if is_ascii_without_nul(bytes) {
             return Ok(());
         }
-        let start = self.pos - 1 - bytes.len();
-        std::str::from_utf8(bytes)
-            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        match nul_position(bytes) {
-            Some(i) => Err(self.error_at(ErrorKind::StringContainsNul, start + i)),
-            None => Ok(()),
+        self.check_text(bytes)
+    }
+
+    /// The full check of a string that is not all ASCII: UTF-8, and no NUL.
+    #[inline(never)]
+    fn check_text(&self, bytes: &[u8]) -> Result<()> {
+        match std::str::from_utf8(bytes) {
+            Ok(_) if nul_position(bytes).is_none() => Ok(()),
+            _ => Err(self.text_error(bytes)),
         }
     }
 
@@ -531,10 +547,29 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read a variant's signature: exactly one complete type.
+    #[inline]
     pub fn variant_signature(&mut self) -> Result<&'a [u8]> {
         let at = self.pos;
-        // The common case, one basic type or `v`: no need for the general parser.
+        // The common cases, one basic type or `v`, or an array of one: no need for the
+        // general parser.
+        match self.buf.get(at..at + 4) {
+            Some(&[1, c, 0, _]) if crate::signature::is_basic(c) || c == b'v' => {
+                self.pos = at + 3;
+                Ok(&self.buf[at + 1..at + 2])
+            }
+            Some(&[2, b'a', c, 0]) if crate::signature::is_basic(c) || c == b'v' => {
+                self.pos = at + 4;
+                Ok(&self.buf[at + 1..at + 3])
+            }
+            _ => self.variant_signature_general(),
+        }
+    }
+
+    #[inline(never)]
+    fn variant_signature_general(&mut self) -> Result<&'a [u8]> {
+        let at = self.pos;
         if let Some(&[1, c, 0]) = self.buf.get(at..at + 3) {
+            // One basic type at the very end of the data.
             if crate::signature::is_basic(c) || c == b'v' {
                 self.pos = at + 3;
                 return Ok(&self.buf[at + 1..at + 2]);
@@ -660,7 +695,7 @@ fn has_zero_byte(w: u64) -> bool {
 }
 
 /// Whether every byte of `b` is ASCII and none is NUL: eight bytes per step.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_ascii_without_nul(b: &[u8]) -> bool {
     let mut chunks = b.chunks_exact(8);
     for c in chunks.by_ref() {

@@ -29,6 +29,7 @@ use crate::names::{
 };
 use crate::signature::{Signature, check_signature_bytes};
 use crate::value::{Value, decode_value, encode_value, skip_value};
+use crate::value_ref::ValueRef;
 
 /// The largest message the specification allows: header, padding and body (128 MiB).
 pub const MAX_MESSAGE_LEN: usize = 1 << 27;
@@ -580,19 +581,20 @@ impl Message {
 
     fn check_required(&self) -> Result<()> {
         let missing = |kind| Err(Error::new(kind).detail(format!("in a {}", self.msg_type)));
+        let has = |code: HeaderField| self.spans[usize::from(code.0)].is_some();
         let t = self.msg_type;
         if matches!(t, MessageType::METHOD_CALL | MessageType::SIGNAL) {
-            if self.field_bytes(HeaderField::PATH).is_none() {
+            if !has(HeaderField::PATH) {
                 return missing(ErrorKind::MissingPath);
             }
-            if self.field_bytes(HeaderField::MEMBER).is_none() {
+            if !has(HeaderField::MEMBER) {
                 return missing(ErrorKind::MissingMember);
             }
         }
-        if t == MessageType::SIGNAL && self.field_bytes(HeaderField::INTERFACE).is_none() {
+        if t == MessageType::SIGNAL && !has(HeaderField::INTERFACE) {
             return missing(ErrorKind::MissingInterface);
         }
-        if t == MessageType::ERROR && self.field_bytes(HeaderField::ERROR_NAME).is_none() {
+        if t == MessageType::ERROR && !has(HeaderField::ERROR_NAME) {
             return missing(ErrorKind::MissingErrorName);
         }
         if matches!(t, MessageType::METHOD_RETURN | MessageType::ERROR)
@@ -600,10 +602,15 @@ impl Message {
         {
             return missing(ErrorKind::MissingReplySerial);
         }
-        if self.field_bytes(HeaderField::PATH) == Some(LOCAL_PATH.as_bytes()) {
+        // Compared only when the lengths match.
+        let is = |code: HeaderField, reserved: &str| {
+            self.spans[usize::from(code.0)].is_some_and(|(_, len)| len as usize == reserved.len())
+                && self.field_bytes(code) == Some(reserved.as_bytes())
+        };
+        if is(HeaderField::PATH, LOCAL_PATH) {
             return Err(Error::new(ErrorKind::UsesLocalPath));
         }
-        if self.field_bytes(HeaderField::INTERFACE) == Some(LOCAL_INTERFACE.as_bytes()) {
+        if is(HeaderField::INTERFACE, LOCAL_INTERFACE) {
             return Err(Error::new(ErrorKind::UsesLocalInterface));
         }
         Ok(())
@@ -611,6 +618,10 @@ impl Message {
 
     fn validate_body(&self, body_start: usize) -> Result<()> {
         let sig = self.signature_bytes();
+        if crate::validate::body_is_valid(&self.body, sig, self.endian == Endian::Big) {
+            return Ok(());
+        }
+        // Invalid: the general walk says what is wrong and where.
         let mut dec =
             Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0)).with_base(body_start);
         let mut i = 0;
@@ -984,6 +995,18 @@ impl Message {
     pub fn body_values(&self) -> Result<Vec<Value>> {
         let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
         let v = Value::decode_all(&mut dec, &self.signature())?;
+        dec.finish()?;
+        Ok(v)
+    }
+
+    /// Decode the body as dynamic values that borrow from the message ([`ValueRef`]), one per
+    /// argument: strings and arrays of numbers are not copied.
+    ///
+    /// # Errors
+    /// As [`Message::body_values`].
+    pub fn body_value_refs(&self) -> Result<Vec<ValueRef<'_>>> {
+        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let v = crate::value_ref::decode_all_bytes(&mut dec, self.signature_bytes())?;
         dec.finish()?;
         Ok(v)
     }
