@@ -261,6 +261,9 @@ pub struct Message {
     unix_fds: Option<u32>,
     unknown_fields: Vec<(HeaderField, Value)>,
     body: Bytes,
+    /// The body was checked against the signature by [`Message::decode`]'s validating walk,
+    /// so reading it need not check padding and NULs inside strings again.
+    body_checked: bool,
     #[cfg(unix)]
     fds: Option<Arc<[OwnedFd]>>,
 }
@@ -299,6 +302,7 @@ impl Message {
             unix_fds: None,
             unknown_fields: Vec::new(),
             body: Bytes::new(),
+            body_checked: false,
             #[cfg(unix)]
             fds: None,
         }
@@ -394,6 +398,7 @@ impl Message {
             return Err(Error::at(ErrorKind::BodyWithoutSignature, 4));
         }
         msg.validate_body(body_start)?;
+        msg.body_checked = true;
         Ok(msg)
     }
 
@@ -614,6 +619,17 @@ impl Message {
             return Err(Error::new(ErrorKind::UsesLocalInterface));
         }
         Ok(())
+    }
+
+    /// A decoder of the body; one that skips the checks already made when the body was
+    /// validated by [`Message::decode`].
+    fn body_decoder(&self) -> Decoder<'_> {
+        let dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        if self.body_checked {
+            dec.checked()
+        } else {
+            dec
+        }
     }
 
     fn validate_body(&self, body_start: usize) -> Result<()> {
@@ -977,7 +993,7 @@ impl Message {
                 T::SIGNATURE.as_str()
             )));
         }
-        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let mut dec = self.body_decoder();
         if want != sig {
             // `T` is a tuple standing for the argument list, not a struct on the wire.
             dec = dec.for_argument_list();
@@ -993,7 +1009,7 @@ impl Message {
     /// Any decode error (the body was validated when the message was decoded, so only `h`
     /// indexes past UNIX_FDS fail here).
     pub fn body_values(&self) -> Result<Vec<Value>> {
-        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let mut dec = self.body_decoder();
         let v = Value::decode_all(&mut dec, &self.signature())?;
         dec.finish()?;
         Ok(v)
@@ -1005,7 +1021,7 @@ impl Message {
     /// # Errors
     /// As [`Message::body_values`].
     pub fn body_value_refs(&self) -> Result<Vec<ValueRef<'_>>> {
-        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let mut dec = self.body_decoder();
         let v = crate::value_ref::decode_all_bytes(&mut dec, self.signature_bytes())?;
         dec.finish()?;
         Ok(v)

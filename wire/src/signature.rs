@@ -233,11 +233,35 @@ pub(crate) fn check_signature_bytes(s: &[u8]) -> Result<()> {
     if s.len() > MAX_SIGNATURE_LEN {
         return Err(Error::new(ErrorKind::SignatureTooLong));
     }
-    // The common case, basic types and variants only (`s`, `sub`, `ss`): valid as they are.
-    if s.iter().all(|&c| is_basic(c) || c == b'v') || is_valid_signature(s, false) {
+    if is_simple_signature(s) || is_valid_signature(s, false) {
         return Ok(());
     }
     signature_rules(s)
+}
+
+/// Whether `s` is a sequence of the commonest complete types, each valid as it stands: a basic
+/// type or `v`, an array of one (`as`, `ay`, `av`), or a dict of them (`a{sv}`, `a{ss}`).
+/// Nesting stays at two levels, so only the length limit (checked by the caller) applies. The
+/// general check decides anything else.
+#[inline]
+fn is_simple_signature(s: &[u8]) -> bool {
+    let simple = |c: u8| is_basic(c) || c == b'v';
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if simple(c) {
+            i += 1;
+            continue;
+        }
+        match s.get(i..i + 5) {
+            Some(&[b'a', c, ..]) if simple(c) => i += 2,
+            Some(&[b'a', b'{', k, v, b'}']) if is_basic(k) && simple(v) => i += 5,
+            _ => match s.get(i..i + 2) {
+                Some(&[b'a', c]) if simple(c) => i += 2,
+                _ => return false,
+            },
+        }
+    }
+    true
 }
 
 /// The rule-by-rule check of a signature of at most 255 bytes, which says what is wrong.
@@ -551,6 +575,12 @@ mod tests {
     fn one_pass_check_accepts_exactly_what_the_rules_accept() {
         fn check(s: &[u8]) {
             let rules = s.len() <= MAX_SIGNATURE_LEN && signature_rules(s).is_ok();
+            // The shortcut for the commonest signatures accepts nothing the rules refuse.
+            assert!(
+                !is_simple_signature(s) || signature_rules(s).is_ok(),
+                "simple {:?}",
+                crate::error::shown_bytes(s)
+            );
             assert_eq!(
                 is_valid_signature(s, false),
                 rules,
@@ -587,6 +617,28 @@ mod tests {
         check(format!("a{}", "y".repeat(255)).as_bytes());
         check(format!("({})", "y".repeat(253)).as_bytes());
         check(format!("({})", "y".repeat(254)).as_bytes());
+    }
+
+    #[test]
+    fn the_commonest_signatures_take_the_shortcut() {
+        for s in [
+            "", "s", "sa{sv}as", "a{ss}", "ay", "sub", "av", "a{yv}", "asa{ov}h",
+        ] {
+            assert!(is_simple_signature(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "a",
+            "a{vs}",
+            "aa{sv}",
+            "a{s}",
+            "(s)",
+            "a{sv",
+            "{sv}",
+            "a{sa{sv}}",
+            "r",
+        ] {
+            assert!(!is_simple_signature(s.as_bytes()), "{s}");
+        }
     }
 
     fn kind(s: &str) -> Option<ErrorKind> {

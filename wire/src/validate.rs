@@ -48,16 +48,27 @@ fn is_leaf(c: u8) -> bool {
 }
 
 impl<'b> Walk<'b> {
-    /// Skip zero padding up to a multiple of `n`.
+    /// Skip zero padding up to a multiple of `n` (1, 2, 4 or 8).
     #[inline(always)]
     fn pad(&mut self, n: usize) -> Option<()> {
         let pad = self.pos.wrapping_neg() & (n - 1);
         if pad != 0 {
-            let p = self.buf.get(self.pos..self.pos + pad)?;
-            if p.iter().any(|&b| b != 0) {
+            // The padding is the last `pad` bytes of the aligned `n`-byte word that ends where
+            // it ends: one load and a shift instead of a loop over the bytes.
+            let end = self.pos + pad;
+            let word = self.buf.get(end - n..end)?;
+            let high = match *word {
+                [a, b] => u64::from(u16::from_le_bytes([a, b])) >> ((2 - pad) * 8),
+                [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])) >> ((4 - pad) * 8),
+                [a, b, c, d, e, f, g, h] => {
+                    u64::from_le_bytes([a, b, c, d, e, f, g, h]) >> ((8 - pad) * 8)
+                }
+                _ => return None,
+            };
+            if high != 0 {
                 return None;
             }
-            self.pos += pad;
+            self.pos = end;
         }
         Some(())
     }
@@ -135,8 +146,11 @@ impl<'b> Walk<'b> {
         }
     }
 
-    /// A basic value of type `c`.
-    #[inline(always)]
+    /// A basic value of type `c`. Inlined into the walk in optimised builds; a call of its own
+    /// in debug builds, whose unoptimised frames would otherwise hold every branch's locals at
+    /// each of the 64 levels of nesting (a test runs the walk on a small stack).
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    #[cfg_attr(debug_assertions, inline(never))]
     fn leaf(&mut self, c: u8) -> Option<()> {
         match c {
             b'y' => {
