@@ -657,7 +657,7 @@ impl Message {
     /// When the serial is 0, a header value cannot be encoded, or the message would exceed
     /// 128 MiB. `out` is left as it was.
     pub fn encode_into(&self, out: &mut BytesMut) -> Result<()> {
-        self.encode_header_into(out)?;
+        self.write_header_into(out, self.body.len())?;
         out.extend_from_slice(&self.body);
         Ok(())
     }
@@ -669,6 +669,13 @@ impl Message {
     /// # Errors
     /// As [`Message::encode_into`].
     pub fn encode_header_into(&self, out: &mut BytesMut) -> Result<()> {
+        self.write_header_into(out, 0)
+    }
+
+    /// [`Message::encode_header_into`], first making room for `then` more bytes after the
+    /// header (the body, for [`Message::encode_into`]): one allocation for the whole message
+    /// instead of one for the header and another when the body is appended.
+    fn write_header_into(&self, out: &mut BytesMut, then: usize) -> Result<()> {
         if self.serial == 0 {
             return Err(Error::new(ErrorKind::MissingSerial));
         }
@@ -679,6 +686,7 @@ impl Message {
             if len + self.body.len() > MAX_MESSAGE_LEN {
                 return Err(Error::new(ErrorKind::MessageTooLong));
             }
+            out.reserve(len + then);
             out.resize(origin + len, 0);
             self.write_known_header(&mut out[origin..]);
             return Ok(());
@@ -1373,6 +1381,41 @@ mod tests {
             .body(&("hi", 42u32, true))
             .build()
             .unwrap()
+    }
+
+    /// `encode_into` makes room for header and body at once: appending to an empty or a full
+    /// buffer grows it once, to exactly the bytes written (a growth for the body after the
+    /// header would leave spare capacity: `BytesMut` at least doubles when it grows again).
+    #[test]
+    fn encode_into_grows_the_buffer_once_for_header_and_body() {
+        let big = vec![7u8; 1000];
+        for msg in [
+            call(),
+            Message::method_call("/a", "M")
+                .serial(1)
+                .body(&("x", big.as_slice()))
+                .build()
+                .unwrap(),
+        ] {
+            let whole = msg.encode().unwrap();
+            let mut out = BytesMut::new();
+            msg.encode_into(&mut out).unwrap();
+            assert_eq!(&out[..], &whole[..]);
+            assert_eq!(out.capacity(), whole.len());
+            let mut out = BytesMut::from(&b"0123456789"[..]);
+            let before = out.capacity();
+            msg.encode_into(&mut out).unwrap();
+            assert_eq!(&out[10..], &whole[..]);
+            assert!(
+                out.capacity() <= (before + whole.len()).max(2 * before),
+                "{}",
+                out.capacity()
+            );
+            // The header alone reserves nothing for the body.
+            let mut out = BytesMut::new();
+            msg.encode_header_into(&mut out).unwrap();
+            assert_eq!(out.len(), whole.len() - msg.body_bytes().len());
+        }
     }
 
     #[test]
