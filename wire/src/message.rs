@@ -1383,6 +1383,53 @@ mod tests {
             .unwrap()
     }
 
+    /// The borrowed dynamic body reads what the owned one reads, in both byte orders; its
+    /// values encode back to the same body bytes; a handle past UNIX_FDS fails as it does for
+    /// the owned values.
+    #[test]
+    fn body_value_refs_read_what_body_values_read() {
+        use crate::codec::{Encoder, Fd};
+        for endian in [Endian::Little, Endian::Big] {
+            let msg = Message::method_call("/a", "M")
+                .endian(endian)
+                .serial(3)
+                .body(&(
+                    "x",
+                    vec![1i64, 2],
+                    HashMap::from([("k", Value::U32(1))]),
+                    vec![9u8, 8],
+                ))
+                .build()
+                .unwrap();
+            let msg = Message::decode(Bytes::from(msg.encode().unwrap())).unwrap();
+            let refs = msg.body_value_refs().unwrap();
+            let owned: Vec<Value> = refs.iter().map(ValueRef::to_value).collect();
+            assert_eq!(owned, msg.body_values().unwrap());
+            assert_eq!(ValueRef::signature_of(&refs), msg.signature());
+            assert_eq!(refs[3].as_bytes(), Some(&[9u8, 8][..]));
+            let mut enc = Encoder::new(endian);
+            ValueRef::encode_all(&mut enc, &refs).unwrap();
+            assert_eq!(&enc.into_inner()[..], &msg.body_bytes()[..]);
+            let sig = msg.signature();
+            let mut dec = Decoder::new(msg.body_bytes(), endian, 0);
+            assert_eq!(ValueRef::decode_all(&mut dec, &sig).unwrap(), refs);
+            // A handle index past the (absent) UNIX_FDS: valid structure, refused when read.
+            let fd = Message::method_call("/a", "M")
+                .endian(endian)
+                .serial(4)
+                .body(&Fd(2))
+                .build()
+                .unwrap();
+            let fd = Message::decode(Bytes::from(fd.encode().unwrap())).unwrap();
+            let e = fd.body_value_refs().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::FdIndexOutOfRange);
+            assert_eq!(
+                fd.body_values().unwrap_err().kind(),
+                ErrorKind::FdIndexOutOfRange
+            );
+        }
+    }
+
     /// `encode_into` makes room for header and body at once: appending to an empty or a full
     /// buffer grows it once, to exactly the bytes written (a growth for the body after the
     /// header would leave spare capacity: `BytesMut` at least doubles when it grows again).
