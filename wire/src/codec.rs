@@ -253,6 +253,12 @@ pub struct Decoder<'a> {
     limit: u32,
     n_fds: u32,
     base: usize,
+    /// The bytes were checked already, against the signature being read, by the validating
+    /// walk of `Message::decode`: padding and NULs inside strings are not checked again. Every
+    /// check that makes a value what its type promises (UTF-8 for `&str`, the grammars of
+    /// object paths and signatures, booleans, `h` indexes, lengths and bounds) still is, so a
+    /// `Decode` implementation that reads other types than its signature says stays safe.
+    checked: bool,
 }
 
 impl<'a> Decoder<'a> {
@@ -267,7 +273,16 @@ impl<'a> Decoder<'a> {
             limit: MAX_TOTAL_DEPTH,
             n_fds,
             base: 0,
+            checked: false,
         }
+    }
+
+    /// The bytes hold values of the signature about to be read, as `Message::decode`'s
+    /// validation established: skip the padding and NUL checks, which only fail on bytes it
+    /// refuses.
+    pub(crate) fn checked(mut self) -> Self {
+        self.checked = true;
+        self
     }
 
     /// The value about to be read is a tuple standing for an argument list: its own struct level
@@ -307,10 +322,14 @@ impl<'a> Decoder<'a> {
     }
 
     /// An error of `kind` at the current position.
+    #[cold]
+    #[inline(never)]
     pub fn error(&self, kind: ErrorKind) -> Error {
         Error::at(kind, self.base + self.pos)
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn error_at(&self, kind: ErrorKind, pos: usize) -> Error {
         Error::at(kind, self.base + pos)
     }
@@ -325,6 +344,10 @@ impl<'a> Decoder<'a> {
         let Some(p) = self.buf.get(self.pos..self.pos + pad) else {
             return Err(self.error(ErrorKind::NotEnoughData));
         };
+        if self.checked {
+            self.pos += pad;
+            return Ok(());
+        }
         if let Some(i) = p.iter().position(|&b| b != 0) {
             return Err(self.error_at(ErrorKind::PaddingNotNul, self.pos + i));
         }
@@ -429,13 +452,22 @@ impl<'a> Decoder<'a> {
     #[inline]
     pub fn str(&mut self) -> Result<&'a str> {
         let bytes = self.string_bytes()?;
-        let start = self.pos - 1 - bytes.len();
-        let s = std::str::from_utf8(bytes)
-            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        if let Some(i) = nul_position(bytes) {
-            return Err(self.error_at(ErrorKind::StringContainsNul, start + i));
+        match std::str::from_utf8(bytes) {
+            Ok(s) if self.checked || nul_position(bytes).is_none() => Ok(s),
+            _ => Err(self.text_error(bytes)),
         }
-        Ok(s)
+    }
+
+    /// The error for the string `bytes` just read: not UTF-8 (first), or a NUL inside.
+    #[cold]
+    #[inline(never)]
+    fn text_error(&self, bytes: &[u8]) -> Error {
+        let start = self.pos - 1 - bytes.len();
+        match (std::str::from_utf8(bytes), nul_position(bytes)) {
+            (Err(e), _) => self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()),
+            (Ok(_), Some(i)) => self.error_at(ErrorKind::StringContainsNul, start + i),
+            (Ok(_), None) => self.error_at(ErrorKind::BadUtf8, start),
+        }
     }
 
     /// Check a STRING as [`Decoder::str`] does, without making a `&str` of it: eight bytes at
@@ -447,12 +479,15 @@ impl<'a> Decoder<'a> {
         if is_ascii_without_nul(bytes) {
             return Ok(());
         }
-        let start = self.pos - 1 - bytes.len();
-        std::str::from_utf8(bytes)
-            .map_err(|e| self.error_at(ErrorKind::BadUtf8, start + e.valid_up_to()))?;
-        match nul_position(bytes) {
-            Some(i) => Err(self.error_at(ErrorKind::StringContainsNul, start + i)),
-            None => Ok(()),
+        self.check_text(bytes)
+    }
+
+    /// The full check of a string that is not all ASCII: UTF-8, and no NUL.
+    #[inline(never)]
+    fn check_text(&self, bytes: &[u8]) -> Result<()> {
+        match std::str::from_utf8(bytes) {
+            Ok(_) if nul_position(bytes).is_none() => Ok(()),
+            _ => Err(self.text_error(bytes)),
         }
     }
 
@@ -531,10 +566,29 @@ impl<'a> Decoder<'a> {
     }
 
     /// Read a variant's signature: exactly one complete type.
+    #[inline]
     pub fn variant_signature(&mut self) -> Result<&'a [u8]> {
         let at = self.pos;
-        // The common case, one basic type or `v`: no need for the general parser.
+        // The common cases, one basic type or `v`, or an array of one: no need for the
+        // general parser.
+        match self.buf.get(at..at + 4) {
+            Some(&[1, c, 0, _]) if crate::signature::is_basic(c) || c == b'v' => {
+                self.pos = at + 3;
+                Ok(&self.buf[at + 1..at + 2])
+            }
+            Some(&[2, b'a', c, 0]) if crate::signature::is_basic(c) || c == b'v' => {
+                self.pos = at + 4;
+                Ok(&self.buf[at + 1..at + 3])
+            }
+            _ => self.variant_signature_general(),
+        }
+    }
+
+    #[inline(never)]
+    fn variant_signature_general(&mut self) -> Result<&'a [u8]> {
+        let at = self.pos;
         if let Some(&[1, c, 0]) = self.buf.get(at..at + 3) {
+            // One basic type at the very end of the data.
             if crate::signature::is_basic(c) || c == b'v' {
                 self.pos = at + 3;
                 return Ok(&self.buf[at + 1..at + 2]);
@@ -659,20 +713,41 @@ fn has_zero_byte(w: u64) -> bool {
     w.wrapping_sub(ONES) & !w & HIGHS != 0
 }
 
-/// Whether every byte of `b` is ASCII and none is NUL: eight bytes per step.
-#[inline]
+/// Whether every byte of `b` is ASCII and none is NUL: eight bytes per step, the last step
+/// (or, under eight bytes, two four-byte steps) overlapping the one before.
+#[inline(always)]
 pub(crate) fn is_ascii_without_nul(b: &[u8]) -> bool {
-    let mut chunks = b.chunks_exact(8);
-    for c in chunks.by_ref() {
-        let Ok(a) = <[u8; 8]>::try_from(c) else {
+    let ok = |w: u64| w & HIGHS == 0 && !has_zero_byte(w);
+    let n = b.len();
+    if n >= 8 {
+        let mut chunks = b.chunks_exact(8);
+        for c in chunks.by_ref() {
+            let Ok(a) = <[u8; 8]>::try_from(c) else {
+                return false;
+            };
+            if !ok(u64::from_le_bytes(a)) {
+                return false;
+            }
+        }
+        if chunks.remainder().is_empty() {
+            return true;
+        }
+        let Ok(last) = <[u8; 8]>::try_from(&b[n - 8..]) else {
             return false;
         };
-        let w = u64::from_le_bytes(a);
-        if w & HIGHS != 0 || has_zero_byte(w) {
+        ok(u64::from_le_bytes(last))
+    } else if n >= 4 {
+        // Both halves in one word: the first four bytes and the last four.
+        let (Ok(first), Ok(last)) = (
+            <[u8; 4]>::try_from(&b[..4]),
+            <[u8; 4]>::try_from(&b[n - 4..]),
+        ) else {
             return false;
-        }
+        };
+        ok(u64::from(u32::from_le_bytes(first)) | u64::from(u32::from_le_bytes(last)) << 32)
+    } else {
+        b.iter().all(|&c| c != 0 && c < 0x80)
     }
-    chunks.remainder().iter().all(|&c| c != 0 && c < 0x80)
 }
 
 /// The index of the first NUL byte of `b`, if any: eight bytes per step.
@@ -1419,6 +1494,7 @@ mod tests {
         }
         // Every position of a NUL in strings of every length up to 40.
         for len in 0..40 {
+            assert!(is_ascii_without_nul(&vec![b'x'; len]), "{len}");
             for at in 0..len {
                 let mut v = vec![b'x'; len];
                 v[at] = 0;

@@ -256,6 +256,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// An error of `kind` with no position.
+    #[cold]
     pub fn new(kind: ErrorKind) -> Self {
         Self(Box::new(Inner {
             kind,
@@ -264,6 +265,7 @@ impl Error {
         }))
     }
 
+    #[cold]
     pub(crate) fn at(kind: ErrorKind, offset: usize) -> Self {
         Self(Box::new(Inner {
             kind,
@@ -273,6 +275,7 @@ impl Error {
     }
 
     /// Attach a detail (for example the rule a name broke); details are joined outermost first.
+    #[cold]
     pub(crate) fn detail(mut self, what: impl Into<Cow<'static, str>>) -> Self {
         let what = what.into();
         self.0.context = Some(match self.0.context.take() {
@@ -283,6 +286,7 @@ impl Error {
     }
 
     /// Record that the error happened inside `what` (for example "array element 5").
+    #[cold]
     pub(crate) fn within(mut self, what: impl fmt::Display) -> Self {
         self.0.context = Some(match self.0.context.take() {
             None => format!("{what}").into(),

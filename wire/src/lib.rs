@@ -7,7 +7,8 @@
 //!
 //! - [`names`]: validated bus, interface, member and error names and object paths.
 //! - [`Signature`], [`SignatureType`] and the [`Type`] trait: signatures, parsed and checked.
-//! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values.
+//! - [`Encode`] / [`Decode`]: typed values; [`Value`]: dynamic values; [`ValueRef`]: dynamic
+//!   values that borrow from the message.
 //! - [`Message`]: header, builders, `encode`, validating `decode`; [`frame_len`] for streams.
 //! - [`match_rule`]: match rules ([`MatchRule`]): parse, build, print, match messages.
 //! - `introspection` (feature `xml`, on by default): introspection data, parsed from and written
@@ -39,7 +40,9 @@ pub mod match_rule;
 mod message;
 pub mod names;
 mod signature;
+mod validate;
 mod value;
+mod value_ref;
 
 pub use codec::{
     Decode, Decoder, Encode, Encoder, Endian, Fd, MAX_ARRAY_LEN, Variant, from_bytes, to_bytes,
@@ -58,3 +61,4 @@ pub use signature::{
     Signature, SignatureType, Type,
 };
 pub use value::{Array, Dict, Value};
+pub use value_ref::{ArrayRef, DictRef, ValueRef};

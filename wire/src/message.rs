@@ -29,6 +29,7 @@ use crate::names::{
 };
 use crate::signature::{Signature, check_signature_bytes};
 use crate::value::{Value, decode_value, encode_value, skip_value};
+use crate::value_ref::ValueRef;
 
 /// The largest message the specification allows: header, padding and body (128 MiB).
 pub const MAX_MESSAGE_LEN: usize = 1 << 27;
@@ -260,6 +261,9 @@ pub struct Message {
     unix_fds: Option<u32>,
     unknown_fields: Vec<(HeaderField, Value)>,
     body: Bytes,
+    /// The body was checked against the signature by [`Message::decode`]'s validating walk,
+    /// so reading it need not check padding and NULs inside strings again.
+    body_checked: bool,
     #[cfg(unix)]
     fds: Option<Arc<[OwnedFd]>>,
 }
@@ -298,6 +302,7 @@ impl Message {
             unix_fds: None,
             unknown_fields: Vec::new(),
             body: Bytes::new(),
+            body_checked: false,
             #[cfg(unix)]
             fds: None,
         }
@@ -371,23 +376,127 @@ impl Message {
         msg.flags = fixed.flags;
         msg.serial = fixed.serial;
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
-        msg.read_fields(&bytes, header_end)?;
-        msg.strings = bytes.slice(..header_end);
+        if !msg.read_known_fields(&bytes, header_end) {
+            // An unknown field, an unusual variant, or something invalid: the general reader
+            // accepts exactly what is valid and says what is wrong and where.
+            msg.spans = [None; 9];
+            msg.reply_serial = None;
+            msg.unix_fds = None;
+            msg.read_fields(&bytes, header_end)?;
+        }
         let body_start = round8(header_end);
         if let Some(i) = bytes[header_end..body_start].iter().position(|&b| b != 0) {
             return Err(Error::at(ErrorKind::PaddingNotNul, header_end + i)
                 .detail("padding after the header fields"));
         }
+        msg.body = bytes.slice(body_start..);
+        // The string fields borrow from the whole message (the same allocation as the body):
+        // one reference count instead of two.
+        msg.strings = bytes;
         msg.check_required()?;
         if msg.spans[8].is_none() && fixed.body_len > 0 {
             return Err(Error::at(ErrorKind::BodyWithoutSignature, 4));
         }
-        msg.body = bytes.slice(body_start..);
         msg.validate_body(body_start)?;
+        msg.body_checked = true;
         Ok(msg)
     }
 
-    fn read_fields(&mut self, raw: &Bytes, header_end: usize) -> Result<()> {
+    /// Read the header fields when they have the common shape: known codes only, each once,
+    /// each variant holding its field's type. One pass over the bytes, every rule checked
+    /// (names by their automata); `false` for anything else, valid or not, and then the
+    /// general reader ([`Message::read_fields`]) decides. So this accepts only what that
+    /// reader accepts, with the same result (a test checks both on mutated headers).
+    fn read_known_fields(&mut self, raw: &[u8], header_end: usize) -> bool {
+        let Some(h) = raw.get(..header_end) else {
+            return false;
+        };
+        let big = self.endian == Endian::Big;
+        let word = |at: usize| -> Option<u32> {
+            let b: [u8; 4] = h.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            Some(if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        let mut pos = FIXED_HEADER_LEN;
+        let mut seen = 0u16;
+        while pos < header_end {
+            let aligned = round8(pos);
+            match h.get(pos..aligned) {
+                Some(pad) if pad.iter().all(|&b| b == 0) => pos = aligned,
+                _ => return false,
+            }
+            let Some(&[code, 1, t, 0]) = h.get(pos..pos + 4) else {
+                return false;
+            };
+            if HeaderField(code).expected_type() != Some(t) || seen & (1 << code) != 0 {
+                return false;
+            }
+            seen |= 1 << code;
+            pos += 4;
+            match t {
+                b'u' => {
+                    let Some(v) = word(pos) else {
+                        return false;
+                    };
+                    if code == HeaderField::REPLY_SERIAL.0 {
+                        if v == 0 {
+                            return false;
+                        }
+                        self.reply_serial = Some(v);
+                    } else {
+                        self.unix_fds = Some(v);
+                    }
+                    pos += 4;
+                }
+                b'g' => {
+                    let Some(&len) = h.get(pos) else {
+                        return false;
+                    };
+                    let (start, end) = (pos + 1, pos + 1 + usize::from(len));
+                    let (Some(sig), Some(0)) = (h.get(start..end), h.get(end)) else {
+                        return false;
+                    };
+                    if sig.contains(&0) || check_signature_bytes(sig).is_err() {
+                        return false;
+                    }
+                    self.spans[8] = Some((start as u32, u32::from(len)));
+                    pos = end + 1;
+                }
+                _ => {
+                    let Some(len) = word(pos) else {
+                        return false;
+                    };
+                    let start = pos + 4;
+                    let Some(end) = start.checked_add(len as usize) else {
+                        return false;
+                    };
+                    let (Some(s), Some(0)) = (h.get(start..end), h.get(end)) else {
+                        return false;
+                    };
+                    // The grammars admit only ASCII without NUL: UTF-8 is checked too.
+                    let valid = match HeaderField(code) {
+                        HeaderField::PATH => names::is_object_path(s),
+                        HeaderField::INTERFACE | HeaderField::ERROR_NAME => {
+                            names::is_dotted_name(s)
+                        }
+                        HeaderField::MEMBER => names::is_member(s),
+                        _ => names::is_bus_name_lenient(s),
+                    };
+                    if !valid {
+                        return false;
+                    }
+                    self.spans[usize::from(code)] = Some((start as u32, len));
+                    pos = end + 1;
+                }
+            }
+        }
+        true
+    }
+
+    fn read_fields(&mut self, raw: &[u8], header_end: usize) -> Result<()> {
         let base = raw.as_ptr() as usize;
         let span_of = |s: &[u8]| Some(((s.as_ptr() as usize - base) as u32, s.len() as u32));
         // No fd travels with a header field: a `h` in an unknown field is kept as it is.
@@ -477,19 +586,20 @@ impl Message {
 
     fn check_required(&self) -> Result<()> {
         let missing = |kind| Err(Error::new(kind).detail(format!("in a {}", self.msg_type)));
+        let has = |code: HeaderField| self.spans[usize::from(code.0)].is_some();
         let t = self.msg_type;
         if matches!(t, MessageType::METHOD_CALL | MessageType::SIGNAL) {
-            if self.field_bytes(HeaderField::PATH).is_none() {
+            if !has(HeaderField::PATH) {
                 return missing(ErrorKind::MissingPath);
             }
-            if self.field_bytes(HeaderField::MEMBER).is_none() {
+            if !has(HeaderField::MEMBER) {
                 return missing(ErrorKind::MissingMember);
             }
         }
-        if t == MessageType::SIGNAL && self.field_bytes(HeaderField::INTERFACE).is_none() {
+        if t == MessageType::SIGNAL && !has(HeaderField::INTERFACE) {
             return missing(ErrorKind::MissingInterface);
         }
-        if t == MessageType::ERROR && self.field_bytes(HeaderField::ERROR_NAME).is_none() {
+        if t == MessageType::ERROR && !has(HeaderField::ERROR_NAME) {
             return missing(ErrorKind::MissingErrorName);
         }
         if matches!(t, MessageType::METHOD_RETURN | MessageType::ERROR)
@@ -497,17 +607,37 @@ impl Message {
         {
             return missing(ErrorKind::MissingReplySerial);
         }
-        if self.field_bytes(HeaderField::PATH) == Some(LOCAL_PATH.as_bytes()) {
+        // Compared only when the lengths match.
+        let is = |code: HeaderField, reserved: &str| {
+            self.spans[usize::from(code.0)].is_some_and(|(_, len)| len as usize == reserved.len())
+                && self.field_bytes(code) == Some(reserved.as_bytes())
+        };
+        if is(HeaderField::PATH, LOCAL_PATH) {
             return Err(Error::new(ErrorKind::UsesLocalPath));
         }
-        if self.field_bytes(HeaderField::INTERFACE) == Some(LOCAL_INTERFACE.as_bytes()) {
+        if is(HeaderField::INTERFACE, LOCAL_INTERFACE) {
             return Err(Error::new(ErrorKind::UsesLocalInterface));
         }
         Ok(())
     }
 
+    /// A decoder of the body; one that skips the checks already made when the body was
+    /// validated by [`Message::decode`].
+    fn body_decoder(&self) -> Decoder<'_> {
+        let dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        if self.body_checked {
+            dec.checked()
+        } else {
+            dec
+        }
+    }
+
     fn validate_body(&self, body_start: usize) -> Result<()> {
         let sig = self.signature_bytes();
+        if crate::validate::body_is_valid(&self.body, sig, self.endian == Endian::Big) {
+            return Ok(());
+        }
+        // Invalid: the general walk says what is wrong and where.
         let mut dec =
             Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0)).with_base(body_start);
         let mut i = 0;
@@ -527,7 +657,7 @@ impl Message {
     /// When the serial is 0, a header value cannot be encoded, or the message would exceed
     /// 128 MiB. `out` is left as it was.
     pub fn encode_into(&self, out: &mut BytesMut) -> Result<()> {
-        self.encode_header_into(out)?;
+        self.write_header_into(out, self.body.len())?;
         out.extend_from_slice(&self.body);
         Ok(())
     }
@@ -539,6 +669,13 @@ impl Message {
     /// # Errors
     /// As [`Message::encode_into`].
     pub fn encode_header_into(&self, out: &mut BytesMut) -> Result<()> {
+        self.write_header_into(out, 0)
+    }
+
+    /// [`Message::encode_header_into`], first making room for `then` more bytes after the
+    /// header (the body, for [`Message::encode_into`]): one allocation for the whole message
+    /// instead of one for the header and another when the body is appended.
+    fn write_header_into(&self, out: &mut BytesMut, then: usize) -> Result<()> {
         if self.serial == 0 {
             return Err(Error::new(ErrorKind::MissingSerial));
         }
@@ -549,6 +686,7 @@ impl Message {
             if len + self.body.len() > MAX_MESSAGE_LEN {
                 return Err(Error::new(ErrorKind::MessageTooLong));
             }
+            out.reserve(len + then);
             out.resize(origin + len, 0);
             self.write_known_header(&mut out[origin..]);
             return Ok(());
@@ -863,7 +1001,7 @@ impl Message {
                 T::SIGNATURE.as_str()
             )));
         }
-        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let mut dec = self.body_decoder();
         if want != sig {
             // `T` is a tuple standing for the argument list, not a struct on the wire.
             dec = dec.for_argument_list();
@@ -879,8 +1017,20 @@ impl Message {
     /// Any decode error (the body was validated when the message was decoded, so only `h`
     /// indexes past UNIX_FDS fail here).
     pub fn body_values(&self) -> Result<Vec<Value>> {
-        let mut dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let mut dec = self.body_decoder();
         let v = Value::decode_all(&mut dec, &self.signature())?;
+        dec.finish()?;
+        Ok(v)
+    }
+
+    /// Decode the body as dynamic values that borrow from the message ([`ValueRef`]), one per
+    /// argument: strings and arrays of numbers are not copied.
+    ///
+    /// # Errors
+    /// As [`Message::body_values`].
+    pub fn body_value_refs(&self) -> Result<Vec<ValueRef<'_>>> {
+        let mut dec = self.body_decoder();
+        let v = crate::value_ref::decode_all_bytes(&mut dec, self.signature_bytes())?;
         dec.finish()?;
         Ok(v)
     }
@@ -1233,6 +1383,88 @@ mod tests {
             .unwrap()
     }
 
+    /// The borrowed dynamic body reads what the owned one reads, in both byte orders; its
+    /// values encode back to the same body bytes; a handle past UNIX_FDS fails as it does for
+    /// the owned values.
+    #[test]
+    fn body_value_refs_read_what_body_values_read() {
+        use crate::codec::{Encoder, Fd};
+        for endian in [Endian::Little, Endian::Big] {
+            let msg = Message::method_call("/a", "M")
+                .endian(endian)
+                .serial(3)
+                .body(&(
+                    "x",
+                    vec![1i64, 2],
+                    HashMap::from([("k", Value::U32(1))]),
+                    vec![9u8, 8],
+                ))
+                .build()
+                .unwrap();
+            let msg = Message::decode(Bytes::from(msg.encode().unwrap())).unwrap();
+            let refs = msg.body_value_refs().unwrap();
+            let owned: Vec<Value> = refs.iter().map(ValueRef::to_value).collect();
+            assert_eq!(owned, msg.body_values().unwrap());
+            assert_eq!(ValueRef::signature_of(&refs), msg.signature());
+            assert_eq!(refs[3].as_bytes(), Some(&[9u8, 8][..]));
+            let mut enc = Encoder::new(endian);
+            ValueRef::encode_all(&mut enc, &refs).unwrap();
+            assert_eq!(&enc.into_inner()[..], &msg.body_bytes()[..]);
+            let sig = msg.signature();
+            let mut dec = Decoder::new(msg.body_bytes(), endian, 0);
+            assert_eq!(ValueRef::decode_all(&mut dec, &sig).unwrap(), refs);
+            // A handle index past the (absent) UNIX_FDS: valid structure, refused when read.
+            let fd = Message::method_call("/a", "M")
+                .endian(endian)
+                .serial(4)
+                .body(&Fd(2))
+                .build()
+                .unwrap();
+            let fd = Message::decode(Bytes::from(fd.encode().unwrap())).unwrap();
+            let e = fd.body_value_refs().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::FdIndexOutOfRange);
+            assert_eq!(
+                fd.body_values().unwrap_err().kind(),
+                ErrorKind::FdIndexOutOfRange
+            );
+        }
+    }
+
+    /// `encode_into` makes room for header and body at once: appending to an empty or a full
+    /// buffer grows it once, to exactly the bytes written (a growth for the body after the
+    /// header would leave spare capacity: `BytesMut` at least doubles when it grows again).
+    #[test]
+    fn encode_into_grows_the_buffer_once_for_header_and_body() {
+        let big = vec![7u8; 1000];
+        for msg in [
+            call(),
+            Message::method_call("/a", "M")
+                .serial(1)
+                .body(&("x", big.as_slice()))
+                .build()
+                .unwrap(),
+        ] {
+            let whole = msg.encode().unwrap();
+            let mut out = BytesMut::new();
+            msg.encode_into(&mut out).unwrap();
+            assert_eq!(&out[..], &whole[..]);
+            assert_eq!(out.capacity(), whole.len());
+            let mut out = BytesMut::from(&b"0123456789"[..]);
+            let before = out.capacity();
+            msg.encode_into(&mut out).unwrap();
+            assert_eq!(&out[10..], &whole[..]);
+            assert!(
+                out.capacity() <= (before + whole.len()).max(2 * before),
+                "{}",
+                out.capacity()
+            );
+            // The header alone reserves nothing for the body.
+            let mut out = BytesMut::new();
+            msg.encode_header_into(&mut out).unwrap();
+            assert_eq!(out.len(), whole.len() - msg.body_bytes().len());
+        }
+    }
+
     #[test]
     fn method_call_round_trips_in_both_orders() {
         for endian in [Endian::Little, Endian::Big] {
@@ -1333,6 +1565,71 @@ mod tests {
                 let mut enc = Encoder::new(endian);
                 m.write_header(&mut enc).unwrap();
                 assert_eq!(&fast[..], &enc.into_inner()[..], "{m:?}");
+            }
+        }
+    }
+
+    /// The one-pass reader of common headers accepts only what the general reader accepts,
+    /// with the same fields, and takes every common header: checked on messages of each type
+    /// in both byte orders and on every single-byte change of their header fields.
+    #[test]
+    fn known_fields_reader_agrees_with_the_general_one() {
+        let mut c = call();
+        c.set_sender(Some(&BusName::new(":1.5").unwrap()));
+        let common = [
+            call(),
+            Message::method_return(&c)
+                .serial(9)
+                .unix_fds(2)
+                .body(&(1u8,))
+                .build()
+                .unwrap(),
+            Message::error(&c, "a.b.C", "x").serial(10).build().unwrap(),
+            Message::signal("/", "a.b", "S").serial(11).build().unwrap(),
+            Message::builder(MessageType(77))
+                .serial(12)
+                .build()
+                .unwrap(),
+        ];
+        let unknown = Message::signal("/a", "a.b", "S")
+            .serial(13)
+            .unknown_field(42, Value::U32(1))
+            .build()
+            .unwrap();
+        let read = |bytes: &[u8], header_end: usize| {
+            let endian = Endian::from_marker(bytes[0]).unwrap();
+            let mut fast = Message::empty(MessageType::METHOD_CALL);
+            fast.endian = endian;
+            let mut general = fast.clone();
+            let took = fast.read_known_fields(bytes, header_end);
+            let r = general.read_fields(bytes, header_end);
+            if took {
+                assert!(r.is_ok(), "{r:?} {bytes:?}");
+                assert_eq!(fast.spans, general.spans);
+                assert_eq!(fast.reply_serial, general.reply_serial);
+                assert_eq!(fast.unix_fds, general.unix_fds);
+                assert!(general.unknown_fields.is_empty());
+            }
+            took
+        };
+        for endian in [Endian::Little, Endian::Big] {
+            for (i, m) in common.iter().chain([&unknown]).enumerate() {
+                let mut m = m.clone();
+                m.endian = endian;
+                let bytes = m.encode().unwrap();
+                let fields_len = Decoder::new(&bytes[12..16], endian, 0).u32().unwrap();
+                let header_end = FIXED_HEADER_LEN + fields_len as usize;
+                assert_eq!(read(&bytes, header_end), i < common.len(), "{m:?}");
+                for at in FIXED_HEADER_LEN..header_end {
+                    for v in [
+                        0, 1, 2, 0x7f, 0x80, 0xff, b'/', b'.', b':', b'0', b'u', b's',
+                    ] {
+                        let mut b = bytes.clone();
+                        b[at] = v;
+                        read(&b, header_end);
+                        read(&b, header_end - 1);
+                    }
+                }
             }
         }
     }

@@ -59,6 +59,175 @@ fn name_run(s: &[u8], i: usize, also: u8) -> usize {
     }
 }
 
+/// Fast acceptance of valid names: one table-driven automaton per grammar, one lookup per byte
+/// and no branch but the loop's. An automaton only says "valid"; for anything it refuses, the
+/// rule-by-rule checks below run and say which rule was broken (they are the reference, and the
+/// tests check that both agree).
+mod dfa {
+    /// Byte classes the automata are written in.
+    const LETTER: u8 = 1; // [A-Za-z_]
+    const DIGIT: u8 = 2; // [0-9]
+    const HYPHEN: u8 = 4; // '-'
+    const DOT: u8 = 8; // '.'
+    const SLASH: u8 = 16; // '/'
+    const COLON: u8 = 32; // ':'
+
+    const fn class(c: u8) -> u8 {
+        if c.is_ascii_alphabetic() || c == b'_' {
+            LETTER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else {
+            match c {
+                b'-' => HYPHEN,
+                b'.' => DOT,
+                b'/' => SLASH,
+                b':' => COLON,
+                _ => 0,
+            }
+        }
+    }
+
+    /// An automaton of at most 8 states; state 0 rejects for good, state 1 starts. `next` is
+    /// indexed by `256 * state + byte` and holds `256 * next state`, so a step is one add and one
+    /// load (the mask only tells the compiler that the index is in bounds).
+    pub(super) struct Dfa {
+        next: [u16; 8 * 256],
+        accept: u8,
+    }
+
+    /// `(from, classes, to)`: in state `from`, a byte of one of `classes` goes to `to`; every
+    /// other byte goes to state 0. `accept` is a bit set of accepting states.
+    const fn build(rules: &[(u8, u8, u8)], accept: u8) -> Dfa {
+        let mut next = [0u16; 8 * 256];
+        let mut r = 0;
+        while r < rules.len() {
+            let (from, classes, to) = rules[r];
+            let mut b = 0;
+            while b < 256 {
+                if class(b as u8) & classes != 0 {
+                    next[from as usize * 256 + b] = to as u16 * 256;
+                }
+                b += 1;
+            }
+            r += 1;
+        }
+        Dfa { next, accept }
+    }
+
+    impl Dfa {
+        /// Whether the automaton accepts all of `s`.
+        #[inline]
+        pub(super) fn accepts(&self, s: &[u8]) -> bool {
+            const MASK: usize = 8 * 256 - 1;
+            let mut st = 256usize;
+            let mut chunks = s.chunks_exact(4);
+            for c in chunks.by_ref() {
+                st = usize::from(self.next[(st | usize::from(c[0])) & MASK]);
+                st = usize::from(self.next[(st | usize::from(c[1])) & MASK]);
+                st = usize::from(self.next[(st | usize::from(c[2])) & MASK]);
+                st = usize::from(self.next[(st | usize::from(c[3])) & MASK]);
+            }
+            for &b in chunks.remainder() {
+                st = usize::from(self.next[(st | usize::from(b)) & MASK]);
+            }
+            self.accept & (1 << ((st >> 8) & 7)) != 0
+        }
+    }
+
+    const NAME: u8 = LETTER | DIGIT;
+
+    /// Interface and error names: two or more `.`-separated elements of `[A-Za-z0-9_]`, none
+    /// starting with a digit. States: 2 first element, 3 after a dot, 4 a later element.
+    pub(super) static DOTTED: Dfa = build(
+        &[
+            (1, LETTER, 2),
+            (2, NAME, 2),
+            (2, DOT, 3),
+            (3, LETTER, 4),
+            (4, NAME, 4),
+            (4, DOT, 3),
+        ],
+        1 << 4,
+    );
+
+    /// Member names: `[A-Za-z_][A-Za-z0-9_]*`.
+    pub(super) static MEMBER: Dfa = build(&[(1, LETTER, 2), (2, NAME, 2)], 1 << 2);
+
+    /// Object paths: `/`, or `/`-separated non-empty elements of `[A-Za-z0-9_]` after a
+    /// leading `/`. States: 2 the root, 3 in an element, 4 after an inner `/`.
+    pub(super) static PATH: Dfa = build(
+        &[
+            (1, SLASH, 2),
+            (2, NAME, 3),
+            (3, NAME, 3),
+            (3, SLASH, 4),
+            (4, NAME, 3),
+        ],
+        1 << 2 | 1 << 3,
+    );
+
+    /// Well-known names: as [`DOTTED`] with `-` allowed everywhere; states 2-4 as there.
+    pub(super) static WELL_KNOWN: Dfa = build(
+        &[
+            (1, LETTER | HYPHEN, 2),
+            (2, NAME | HYPHEN, 2),
+            (2, DOT, 3),
+            (3, LETTER | HYPHEN, 4),
+            (4, NAME | HYPHEN, 4),
+            (4, DOT, 3),
+        ],
+        1 << 4,
+    );
+
+    /// Unique names as the specification writes them: `:` then two or more `.`-separated
+    /// elements of `[A-Za-z0-9_-]` (digits first allowed). States: 2 after `:`, 3 the first
+    /// element, 4 after a dot, 5 a later element.
+    pub(super) static UNIQUE: Dfa = build(
+        &[
+            (1, COLON, 2),
+            (2, NAME | HYPHEN, 3),
+            (3, NAME | HYPHEN, 3),
+            (3, DOT, 4),
+            (4, NAME | HYPHEN, 5),
+            (5, NAME | HYPHEN, 5),
+            (5, DOT, 4),
+        ],
+        1 << 5,
+    );
+}
+
+/// Whether `s` is an interface or error name (exact: the automaton agrees with the rules).
+#[inline]
+pub(crate) fn is_dotted_name(s: &[u8]) -> bool {
+    s.len() <= MAX_NAME_LEN && dfa::DOTTED.accepts(s)
+}
+
+/// Whether `s` is a member name.
+#[inline]
+pub(crate) fn is_member(s: &[u8]) -> bool {
+    s.len() <= MAX_NAME_LEN && dfa::MEMBER.accepts(s)
+}
+
+/// Whether `s` is an object path.
+#[inline]
+pub(crate) fn is_object_path(s: &[u8]) -> bool {
+    dfa::PATH.accepts(s)
+}
+
+/// Whether `s` is a bus name by the lenient rule the decoder applies to SENDER and
+/// DESTINATION ([`bus_name_lenient_bytes`]).
+#[inline]
+pub(crate) fn is_bus_name_lenient(s: &[u8]) -> bool {
+    s.len() <= MAX_NAME_LEN
+        && match s.strip_prefix(b":") {
+            Some(body) => body
+                .iter()
+                .all(|&b| CLASS[usize::from(b)] & (NAME | HYPHEN) != 0 || b == b'.'),
+            None => dfa::WELL_KNOWN.accepts(s),
+        }
+}
+
 const EMPTY_ELEMENT: &str = "elements must not be empty (no leading, trailing or double '.')";
 
 /// Check dot-separated elements of `[A-Za-z0-9_]` (plus `-` when `hyphen`), at least two of them;
@@ -128,6 +297,13 @@ fn check_length(s: &[u8], kind: ErrorKind) -> Result<()> {
 
 /// Interface names (and error names, which follow the same rules).
 fn check_dotted(s: &[u8], kind: ErrorKind) -> Result<()> {
+    if is_dotted_name(s) {
+        return Ok(());
+    }
+    dotted_rules(s, kind)
+}
+
+fn dotted_rules(s: &[u8], kind: ErrorKind) -> Result<()> {
     check_length(s, kind)?;
     check_elements(
         s,
@@ -147,6 +323,13 @@ pub(crate) fn error_name_bytes(s: &[u8]) -> Result<()> {
 }
 
 pub(crate) fn member_bytes(s: &[u8]) -> Result<()> {
+    if is_member(s) {
+        return Ok(());
+    }
+    member_rules(s)
+}
+
+fn member_rules(s: &[u8]) -> Result<()> {
     let kind = ErrorKind::BadMember;
     check_length(s, kind)?;
     if CLASS[usize::from(s[0])] & DIGIT != 0 {
@@ -159,6 +342,13 @@ pub(crate) fn member_bytes(s: &[u8]) -> Result<()> {
 }
 
 pub(crate) fn object_path_bytes(s: &[u8]) -> Result<()> {
+    if is_object_path(s) {
+        return Ok(());
+    }
+    object_path_rules(s)
+}
+
+fn object_path_rules(s: &[u8]) -> Result<()> {
     let kind = ErrorKind::BadPath;
     let Some(rest) = s.strip_prefix(b"/") else {
         return Err(fail(kind, s, "must start with '/'"));
@@ -182,6 +372,13 @@ pub(crate) fn object_path_bytes(s: &[u8]) -> Result<()> {
 }
 
 fn unique_name_bytes(s: &[u8]) -> Result<()> {
+    if s.len() <= MAX_NAME_LEN && dfa::UNIQUE.accepts(s) {
+        return Ok(());
+    }
+    unique_name_rules(s)
+}
+
+fn unique_name_rules(s: &[u8]) -> Result<()> {
     check_length(s, ErrorKind::BadBusName)?;
     match s.strip_prefix(b":") {
         Some(body) => check_elements(s, body, ErrorKind::BadBusName, true, None),
@@ -194,6 +391,13 @@ fn unique_name_bytes(s: &[u8]) -> Result<()> {
 }
 
 fn well_known_name_bytes(s: &[u8]) -> Result<()> {
+    if s.len() <= MAX_NAME_LEN && dfa::WELL_KNOWN.accepts(s) {
+        return Ok(());
+    }
+    well_known_name_rules(s)
+}
+
+fn well_known_name_rules(s: &[u8]) -> Result<()> {
     check_length(s, ErrorKind::BadBusName)?;
     if s.starts_with(b":") {
         return Err(fail(
@@ -216,6 +420,13 @@ fn bus_name_bytes(s: &[u8]) -> Result<()> {
 
 /// libdbus's rule for unique names on input: `:` followed by any run of `[A-Za-z0-9_.-]`.
 pub(crate) fn bus_name_lenient_bytes(s: &[u8]) -> Result<()> {
+    if is_bus_name_lenient(s) {
+        return Ok(());
+    }
+    bus_name_lenient_rules(s)
+}
+
+fn bus_name_lenient_rules(s: &[u8]) -> Result<()> {
     match s.strip_prefix(b":") {
         Some(body) => {
             check_length(s, ErrorKind::BadBusName)?;
@@ -491,6 +702,62 @@ mod tests {
         assert_eq!(owned, borrowed);
         assert_eq!(borrowed.clone().into_owned(), owned);
         assert_eq!(owned, "Hello");
+    }
+
+    /// Every string of up to 5 bytes over an alphabet of every byte class (a non-ASCII byte
+    /// and NUL included), plus long names: each fast check accepts exactly what the rule-by-rule
+    /// checks accept.
+    #[test]
+    fn automata_accept_exactly_what_the_rules_accept() {
+        type Fast = fn(&[u8]) -> bool;
+        type Rules = fn(&[u8]) -> Result<()>;
+        let grammars: [(&str, Fast, Rules); 6] = [
+            ("dotted", is_dotted_name, |s| {
+                dotted_rules(s, ErrorKind::BadInterface)
+            }),
+            ("member", is_member, member_rules),
+            ("path", is_object_path, object_path_rules),
+            (
+                "unique",
+                |s| s.len() <= MAX_NAME_LEN && dfa::UNIQUE.accepts(s),
+                unique_name_rules,
+            ),
+            (
+                "well-known",
+                |s| s.len() <= MAX_NAME_LEN && dfa::WELL_KNOWN.accepts(s),
+                well_known_name_rules,
+            ),
+            ("lenient bus", is_bus_name_lenient, bus_name_lenient_rules),
+        ];
+        let alphabet = b"a_0-./:\xc3\0";
+        let mut s = Vec::new();
+        let mut check = |s: &[u8]| {
+            for (name, fast, rules) in grammars {
+                assert_eq!(fast(s), rules(s).is_ok(), "{name} {:?}", shown_bytes(s));
+            }
+        };
+        fn each(s: &mut Vec<u8>, alphabet: &[u8], left: usize, f: &mut impl FnMut(&[u8])) {
+            f(s);
+            if left == 0 {
+                return;
+            }
+            for &c in alphabet {
+                s.push(c);
+                each(s, alphabet, left - 1, f);
+                s.pop();
+            }
+        }
+        each(&mut s, alphabet, 5, &mut check);
+        for long in [
+            "a.b".repeat(85).into_bytes(),
+            format!("{}.b", "a".repeat(253)).into_bytes(),
+            format!(":1.{}", "2".repeat(252)).into_bytes(),
+            "/ab".repeat(200).into_bytes(),
+            "M".repeat(256).into_bytes(),
+        ] {
+            check(&long);
+            check(&long[..255.min(long.len())]);
+        }
     }
 
     #[test]

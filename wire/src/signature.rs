@@ -136,15 +136,136 @@ fn check_dict_entry(s: &[u8], i: usize, arrays: u32, structs: u32) -> Result<usi
     }
 }
 
+/// Whether `s` is a valid signature (`single`: exactly one complete type). One pass with a
+/// stack of open containers instead of recursion; it accepts exactly what the recursive checks
+/// below accept (the tests compare them), which run only on what it refuses, to say why.
+fn is_valid_signature(s: &[u8], single: bool) -> bool {
+    /// Stack entries: an array waiting for its element, a struct (empty or not), a dict entry
+    /// waiting for its key, its value, or its `}`.
+    const ARRAY: u8 = 0;
+    const STRUCT_EMPTY: u8 = 1;
+    const STRUCT: u8 = 2;
+    const DICT_KEY: u8 = 3;
+    const DICT_VALUE: u8 = 4;
+    const DICT_END: u8 = 5;
+    if s.len() > MAX_SIGNATURE_LEN || (single && s.is_empty()) {
+        return false;
+    }
+    let mut stack = [0u8; (MAX_ARRAY_DEPTH + MAX_STRUCT_DEPTH) as usize];
+    let mut sp = 0;
+    let (mut arrays, mut structs) = (0u32, 0u32);
+    let mut top_level = 0usize;
+    for &c in s {
+        // A complete type ends here when `c` is basic, `v`, `)` or `}`.
+        let mut basic = false;
+        match c {
+            b'a' | b'(' | b'{' => {
+                let frame = match c {
+                    b'a' => {
+                        arrays += 1;
+                        if arrays > MAX_ARRAY_DEPTH {
+                            return false;
+                        }
+                        ARRAY
+                    }
+                    b'{' if sp > 0 && stack[sp - 1] == ARRAY => {
+                        structs += 1;
+                        DICT_KEY
+                    }
+                    b'{' => return false,
+                    _ => {
+                        structs += 1;
+                        STRUCT_EMPTY
+                    }
+                };
+                if structs > MAX_STRUCT_DEPTH || sp == stack.len() {
+                    return false;
+                }
+                stack[sp] = frame;
+                sp += 1;
+                continue;
+            }
+            b')' => {
+                if sp == 0 || stack[sp - 1] != STRUCT {
+                    return false;
+                }
+                sp -= 1;
+                structs -= 1;
+            }
+            b'}' => {
+                if sp == 0 || stack[sp - 1] != DICT_END {
+                    return false;
+                }
+                sp -= 1;
+                structs -= 1;
+            }
+            b'v' => {}
+            c if is_basic(c) => basic = true,
+            _ => return false,
+        }
+        // One complete type ended: it completes the arrays waiting for it, then counts in its
+        // container.
+        while sp > 0 && stack[sp - 1] == ARRAY {
+            sp -= 1;
+            arrays -= 1;
+            basic = false;
+        }
+        if sp == 0 {
+            top_level += 1;
+            if single && top_level > 1 {
+                return false;
+            }
+            continue;
+        }
+        let top = &mut stack[sp - 1];
+        *top = match *top {
+            STRUCT_EMPTY | STRUCT => STRUCT,
+            DICT_KEY if basic => DICT_VALUE,
+            DICT_VALUE => DICT_END,
+            _ => return false,
+        };
+    }
+    sp == 0
+}
+
 /// Validate a whole signature (zero or more complete types).
 pub(crate) fn check_signature_bytes(s: &[u8]) -> Result<()> {
     if s.len() > MAX_SIGNATURE_LEN {
         return Err(Error::new(ErrorKind::SignatureTooLong));
     }
-    // The common case, basic types and variants only (`s`, `sub`, `ss`): valid as they are.
-    if s.iter().all(|&c| is_basic(c) || c == b'v') {
+    if is_simple_signature(s) || is_valid_signature(s, false) {
         return Ok(());
     }
+    signature_rules(s)
+}
+
+/// Whether `s` is a sequence of the commonest complete types, each valid as it stands: a basic
+/// type or `v`, an array of one (`as`, `ay`, `av`), or a dict of them (`a{sv}`, `a{ss}`).
+/// Nesting stays at two levels, so only the length limit (checked by the caller) applies. The
+/// general check decides anything else.
+#[inline]
+fn is_simple_signature(s: &[u8]) -> bool {
+    let simple = |c: u8| is_basic(c) || c == b'v';
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if simple(c) {
+            i += 1;
+            continue;
+        }
+        match s.get(i..i + 5) {
+            Some(&[b'a', c, ..]) if simple(c) => i += 2,
+            Some(&[b'a', b'{', k, v, b'}']) if is_basic(k) && simple(v) => i += 5,
+            _ => match s.get(i..i + 2) {
+                Some(&[b'a', c]) if simple(c) => i += 2,
+                _ => return false,
+            },
+        }
+    }
+    true
+}
+
+/// The rule-by-rule check of a signature of at most 255 bytes, which says what is wrong.
+fn signature_rules(s: &[u8]) -> Result<()> {
     let mut i = 0;
     while i < s.len() {
         i = check_single(s, i, 0, 0)?;
@@ -158,6 +279,14 @@ fn check_signature(s: &str) -> Result<()> {
 
 /// Validate a variant's signature: exactly one complete type.
 pub(crate) fn check_single_type(s: &[u8]) -> Result<()> {
+    if is_valid_signature(s, true) {
+        return Ok(());
+    }
+    single_type_rules(s)
+}
+
+/// The rule-by-rule check of a single complete type, which says what is wrong.
+fn single_type_rules(s: &[u8]) -> Result<()> {
     if s.is_empty() {
         return Err(Error::new(ErrorKind::VariantSignatureEmpty));
     }
@@ -439,6 +568,78 @@ pub trait Type {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string of up to 6 codes over an alphabet of each kind of code, and deep and
+    /// long signatures: the one-pass check accepts exactly what the rule-by-rule checks accept.
+    #[test]
+    fn one_pass_check_accepts_exactly_what_the_rules_accept() {
+        fn check(s: &[u8]) {
+            let rules = s.len() <= MAX_SIGNATURE_LEN && signature_rules(s).is_ok();
+            // The shortcut for the commonest signatures accepts nothing the rules refuse.
+            assert!(
+                !is_simple_signature(s) || signature_rules(s).is_ok(),
+                "simple {:?}",
+                crate::error::shown_bytes(s)
+            );
+            assert_eq!(
+                is_valid_signature(s, false),
+                rules,
+                "{:?}",
+                crate::error::shown_bytes(s)
+            );
+            assert_eq!(
+                is_valid_signature(s, true),
+                single_type_rules(s).is_ok(),
+                "single {:?}",
+                crate::error::shown_bytes(s)
+            );
+        }
+        fn each(s: &mut Vec<u8>, left: usize) {
+            check(s);
+            if left > 0 {
+                for &c in b"yva(){}r" {
+                    s.push(c);
+                    each(s, left - 1);
+                    s.pop();
+                }
+            }
+        }
+        each(&mut Vec::new(), 6);
+        for n in [31, 32, 33] {
+            for (open, close) in [("a", ""), ("(", ")"), ("a{s", "}"), ("a(", ")")] {
+                let deep = format!("{}y{}", open.repeat(n), close.repeat(n));
+                check(deep.as_bytes());
+            }
+            check(format!("{}a{{sv}}", "a".repeat(n)).as_bytes());
+            check(format!("{}{}", "(".repeat(n), ")".repeat(n)).as_bytes());
+        }
+        check("y".repeat(255).as_bytes());
+        check(format!("a{}", "y".repeat(255)).as_bytes());
+        check(format!("({})", "y".repeat(253)).as_bytes());
+        check(format!("({})", "y".repeat(254)).as_bytes());
+    }
+
+    #[test]
+    fn the_commonest_signatures_take_the_shortcut() {
+        for s in [
+            "", "s", "sa{sv}as", "a{ss}", "ay", "sub", "av", "a{yv}", "asa{ov}h",
+        ] {
+            assert!(is_simple_signature(s.as_bytes()), "{s}");
+        }
+        for s in [
+            "a",
+            "a{vs}",
+            "aa{sv}",
+            "a{s}",
+            "(s)",
+            "a{sv",
+            "{sv}",
+            "a{sa{sv}}",
+            "r",
+        ] {
+            assert!(!is_simple_signature(s.as_bytes()), "{s}");
+        }
+    }
 
     fn kind(s: &str) -> Option<ErrorKind> {
         check_signature_bytes(s.as_bytes()).err().map(|e| e.kind())

@@ -101,6 +101,14 @@ impl Array {
         })
     }
 
+    /// An array whose items are known to fit `element_signature`.
+    pub(crate) fn from_checked(element_signature: Signature<'static>, items: Vec<Value>) -> Self {
+        Self {
+            element_signature,
+            items,
+        }
+    }
+
     /// The type of every element.
     pub fn element_signature(&self) -> &Signature<'static> {
         &self.element_signature
@@ -148,6 +156,19 @@ impl Dict {
         })
     }
 
+    /// A dictionary whose entries are known to fit the two signatures.
+    pub(crate) fn from_checked(
+        key_signature: Signature<'static>,
+        value_signature: Signature<'static>,
+        entries: Vec<(Value, Value)>,
+    ) -> Self {
+        Self {
+            key_signature,
+            value_signature,
+            entries,
+        }
+    }
+
     /// The key type.
     pub fn key_signature(&self) -> &Signature<'static> {
         &self.key_signature
@@ -177,22 +198,34 @@ impl Dict {
     }
 }
 
-/// The index after the single complete type starting at `i` of a valid signature.
+/// The index after the single complete type starting at `i` of a valid signature (at most
+/// `sig.len() + 1` for one that is cut short).
 pub(crate) fn type_end(sig: &[u8], i: usize) -> usize {
-    match sig.get(i) {
-        Some(b'a') => type_end(sig, i + 1),
-        Some(b'(' | b'{') => {
-            let mut j = i + 1;
-            while j < sig.len() && sig[j] != b')' && sig[j] != b'}' {
-                j = type_end(sig, j);
-            }
-            j + 1
-        }
-        _ => i + 1,
+    let mut j = i;
+    while sig.get(j) == Some(&b'a') {
+        j += 1;
     }
+    if !matches!(sig.get(j), Some(b'(' | b'{')) {
+        return j + 1;
+    }
+    let mut depth = 0usize;
+    while let Some(&c) = sig.get(j) {
+        match c {
+            b'(' | b'{' => depth += 1,
+            b')' | b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return j + 1;
+                }
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    j + 1
 }
 
-fn alignment(code: u8) -> usize {
+pub(crate) fn alignment(code: u8) -> usize {
     match code {
         b'n' | b'q' => 2,
         b'b' | b'i' | b'u' | b'h' | b's' | b'o' | b'a' => 4,
@@ -204,7 +237,7 @@ fn alignment(code: u8) -> usize {
 /// The size of an element that can be skipped (or copied) in bulk: a fixed-size number, or a
 /// struct of them laid out with no padding and a size that keeps the next element aligned.
 /// Booleans are excluded because each must be checked.
-fn bulk_size(sig: &[u8]) -> Option<usize> {
+pub(crate) fn bulk_size(sig: &[u8]) -> Option<usize> {
     let fixed = |c: u8| match c {
         b'y' => Some(1),
         b'n' | b'q' => Some(2),
@@ -230,7 +263,9 @@ fn bulk_size(sig: &[u8]) -> Option<usize> {
 }
 
 /// Walk one value of the single complete type at `sig[*i..]`, checking every rule and building
-/// nothing; advances `*i` past the type.
+/// nothing; advances `*i` past the type. Basic values are read here, inlined into the walk of
+/// their container; containers recurse through [`skip_container`].
+#[inline]
 pub(crate) fn skip_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Result<()> {
     let c = sig.get(*i).copied().unwrap_or(0);
     *i += 1;
@@ -242,6 +277,14 @@ pub(crate) fn skip_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> Re
         b'b' => dec.bool().map(drop),
         b's' => dec.skip_str(),
         b'o' => dec.skip_object_path(),
+        _ => skip_container(dec, sig, c, i),
+    }
+}
+
+/// [`skip_value`] for the type code `c` that is not a fixed-size number, a string or an
+/// object path; `sig[*i..]` follows `c`.
+fn skip_container(dec: &mut Decoder<'_>, sig: &[u8], c: u8, i: &mut usize) -> Result<()> {
+    match c {
         b'g' => dec.signature().map(drop),
         b'v' => {
             let inner = dec.variant_signature()?;
