@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 const SYSTEMD_MANAGER: &str =
     include_str!("../../wire/testdata/introspection/org.freedesktop.systemd1.Manager.xml");
@@ -103,6 +103,11 @@ fn benchmarks(c: &mut Criterion) {
             fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER)).expect("parse")
         })
     });
+    // Not a parser: quick-xml's reader handing out every event of the document with nothing
+    // done on them, the floor under fastbus's parser (which takes its events from it).
+    group.bench_function("quick_xml_events_only", |b| {
+        b.iter(|| quick_xml_events(black_box(SYSTEMD_MANAGER)))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("introspection_write_systemd_manager");
@@ -117,5 +122,54 @@ fn benchmarks(c: &mut Criterion) {
     group.finish();
 }
 
+/// quick-xml's reader over `xml` with the configuration fastbus's parser uses, every event
+/// read and dropped; returns the number of events (so the loop cannot be optimized away).
+fn quick_xml_events(xml: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().trim_text(true);
+    let mut events = 0;
+    loop {
+        match reader.read_event().expect("well-formed") {
+            quick_xml::events::Event::Eof => return events,
+            event => {
+                black_box(&event);
+                events += 1;
+            }
+        }
+    }
+}
+
+/// `FASTBUS_XML_OP=<op>[:<count>]` runs only `<op>` (`fastbus`, `zbus` or `events`) `count`
+/// times (default 20) and exits, for instruction counts under
+/// `valgrind --tool=callgrind` without criterion's own work in the profile.
+fn count_instructions(spec: &str) {
+    let (op, count) = spec.split_once(':').unwrap_or((spec, "20"));
+    let count: usize = count.parse().expect("FASTBUS_XML_OP count");
+    for _ in 0..count {
+        match op {
+            "fastbus" => {
+                black_box(
+                    fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER))
+                        .expect("parse"),
+                );
+            }
+            "zbus" => {
+                black_box(zbus_xml::Node::try_from(black_box(SYSTEMD_MANAGER)).expect("parse"));
+            }
+            "events" => {
+                black_box(quick_xml_events(black_box(SYSTEMD_MANAGER)));
+            }
+            other => panic!("unknown FASTBUS_XML_OP {other:?} (fastbus, zbus, events)"),
+        }
+    }
+}
+
 criterion_group!(benches, benchmarks);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("FASTBUS_XML_OP") {
+        return count_instructions(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

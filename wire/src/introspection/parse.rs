@@ -1,6 +1,14 @@
-//! The introspection XML reader: one pass over quick-xml's borrowed events, building the tree
-//! on an explicit stack (no recursion, so a deeply nested document cannot overflow the call
-//! stack), with attribute values borrowed from the document unless they contain escapes.
+//! The introspection XML reader: one pass over quick-xml's events (a reader over the `&str`,
+//! so every event borrows from the document), building the tree without recursion (a deeply
+//! nested document cannot overflow the call stack). Attribute values are borrowed from the
+//! document unless they hold references or line breaks.
+//!
+//! Where the time goes (benches/RESULTS.md has the numbers): quick-xml's tokenizer is most of it.
+//! Our share is kept small by scanning each start tag's attributes once, with a table lookup per
+//! byte, matching tag and attribute names against constants, and building every list of children
+//! (a method's arguments, an interface's methods, ...) on a scratch list that is reused for the
+//! whole document and moved into a vector of the exact size when its element closes, so no
+//! vector of the tree grows step by step.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,19 +26,6 @@ use crate::signature::{Signature, check_signature_bytes, check_single_type};
 /// The deepest element nesting accepted. Real documents nest five levels
 /// (node/interface/method/arg/annotation) plus one per child node.
 const MAX_DEPTH: usize = 128;
-
-/// An element being read, waiting for its children.
-enum Frame<'a> {
-    Node(Node<'a>),
-    Interface(Interface<'a>),
-    Method(Method<'a>),
-    Signal(Signal<'a>),
-    Property(Property<'a>),
-    Arg(Arg<'a>),
-    Annotation(Annotation<'a>),
-    /// An element we do not know (or know but not in this place), skipped with its children.
-    Skip,
-}
 
 /// 1-based line and column (in characters) of byte `pos`.
 fn line_col(xml: &str, pos: usize) -> (usize, usize) {
@@ -77,159 +72,441 @@ pub(super) fn parse(xml: &str) -> Result<Node<'_>> {
     let mut reader = Reader::from_str(xml);
     // Whitespace between elements produces no events (the format has no text).
     reader.config_mut().trim_text(true);
-    let mut stack: Vec<Frame<'_>> = Vec::with_capacity(8);
-    let mut root: Option<Node<'_>> = None;
+    let mut builder = Builder::new(xml);
     loop {
-        // Where the next event starts (or the white space before it); replaced by the exact
-        // position of the `<` for elements.
-        let before = to_usize(reader.buffer_position());
-        let event = match reader.read_event() {
-            Ok(event) => event,
-            Err(e) => return Err(bad_xml(xml, to_usize(reader.error_position()), e)),
-        };
-        match event {
-            Event::Start(e) => {
-                let pos = element_pos(xml, &e).unwrap_or(before);
-                if stack.len() >= MAX_DEPTH {
-                    return Err(bad_introspection(
-                        xml,
-                        pos,
-                        format_args!("elements nested more than {MAX_DEPTH} deep"),
-                    ));
-                }
-                let frame = open(xml, pos, &e, stack.last(), root.is_some())?;
-                stack.push(frame);
-            }
-            Event::Empty(e) => {
-                let pos = element_pos(xml, &e).unwrap_or(before);
-                let frame = open(xml, pos, &e, stack.last(), root.is_some())?;
-                close(frame, &mut stack, &mut root);
-            }
-            Event::End(_) => {
-                if let Some(frame) = stack.pop() {
-                    close(frame, &mut stack, &mut root);
-                }
-            }
-            Event::Eof => break,
+        match reader.read_event() {
+            Ok(Event::Start(e)) => builder.start(&e, false)?,
+            Ok(Event::Empty(e)) => builder.start(&e, true)?,
+            Ok(Event::End(_)) => builder.end(),
+            Ok(Event::Eof) => break,
             // Declaration, DOCTYPE, comments, processing instructions, text, CDATA and
             // entity references carry nothing the introspection format uses.
-            _ => {}
+            Ok(_) => {}
+            Err(e) => return Err(bad_xml(xml, to_usize(reader.error_position()), e)),
         }
     }
-    if !stack.is_empty() {
-        return Err(bad_xml(
-            xml,
-            xml.len(),
-            "the document ends before the root element is closed",
-        ));
-    }
-    root.ok_or_else(|| bad_xml(xml, xml.len(), "the document has no root element"))
+    builder.finish()
 }
 
-/// Build the frame for a start (or empty) element inside `parent`.
-fn open<'a>(
+/// What an open element is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Node,
+    Interface,
+    Method,
+    Signal,
+    Property,
+    Arg,
+    Annotation,
+    /// An element we do not know (or know but not in this place), skipped with its children.
+    Skip,
+}
+
+/// The tree under construction.
+///
+/// The format nests only nodes: an interface is only read inside a node, a method, signal or
+/// property inside an interface, an argument inside a method or signal. So besides the open
+/// nodes, at most one interface, one member and one argument are open at a time; each waits in
+/// its own field and moves into its parent's list when it closes. A self-closing element goes
+/// to its parent's list at once, and an annotation (whose children are skipped) too.
+struct Builder<'a> {
     xml: &'a str,
-    pos: usize,
-    e: &BytesStart<'_>,
-    parent: Option<&Frame<'a>>,
-    have_root: bool,
-) -> Result<Frame<'a>> {
-    use Frame as F;
-    let tag = e.name().0;
-    match (parent, tag) {
-        (None, _) if have_root => Err(bad_xml(xml, pos, "more than one root element")),
-        (None, "node") => node(xml, pos, e, true).map(F::Node),
-        (None, _) => Err(bad_introspection(
+    /// The kinds of the open elements, outermost first.
+    stack: Vec<Kind>,
+    /// The open nodes, outermost first.
+    nodes: Vec<Node<'a>>,
+    interface: Option<Interface<'a>>,
+    method: Option<Method<'a>>,
+    signal: Option<Signal<'a>>,
+    property: Option<Property<'a>>,
+    arg: Option<Arg<'a>>,
+    root: Option<Node<'a>>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(xml: &'a str) -> Self {
+        Self {
             xml,
-            pos,
-            format_args!("the root element is {}, not <node>", shown(tag)),
-        )),
-        (Some(F::Node(_)), "node") => node(xml, pos, e, false).map(F::Node),
-        (Some(F::Node(_)), "interface") => interface(xml, pos, e).map(F::Interface),
-        (Some(F::Interface(_)), "method") => method(xml, pos, e).map(F::Method),
-        (Some(F::Interface(_)), "signal") => signal(xml, pos, e).map(F::Signal),
-        (Some(F::Interface(_)), "property") => property(xml, pos, e).map(F::Property),
-        (Some(F::Method(_)), "arg") => arg(xml, pos, e, false).map(F::Arg),
-        (Some(F::Signal(_)), "arg") => arg(xml, pos, e, true).map(F::Arg),
-        (
-            Some(
-                F::Node(_)
-                | F::Interface(_)
-                | F::Method(_)
-                | F::Signal(_)
-                | F::Property(_)
-                | F::Arg(_),
-            ),
-            "annotation",
-        ) => annotation(xml, pos, e).map(F::Annotation),
-        _ => Ok(F::Skip),
+            stack: Vec::with_capacity(8),
+            nodes: Vec::with_capacity(4),
+            interface: None,
+            method: None,
+            signal: None,
+            property: None,
+            arg: None,
+            root: None,
+        }
+    }
+
+    fn finish(self) -> Result<Node<'a>> {
+        let xml = self.xml;
+        if !self.stack.is_empty() {
+            return Err(bad_xml(
+                xml,
+                xml.len(),
+                "the document ends before the root element is closed",
+            ));
+        }
+        self.root
+            .ok_or_else(|| bad_xml(xml, xml.len(), "the document has no root element"))
+    }
+
+    /// A start tag (`empty`: a self-closing one, which also ends the element).
+    fn start(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let content: &str = e;
+        // The tag's content (after `<`) as a slice of the document; a reader over a `&str`
+        // never hands out a copy.
+        let Some((offset, content)) = borrow_from(xml, content) else {
+            return Err(bad_xml(
+                xml,
+                0,
+                "internal error: the XML reader copied a start tag",
+            ));
+        };
+        // Errors point at the `<`.
+        let pos = offset.saturating_sub(1);
+        let (tag, attributes) = content
+            .split_at_checked(e.name().0.len())
+            .unwrap_or((content, ""));
+        if !empty && self.stack.len() >= MAX_DEPTH {
+            return Err(bad_introspection(
+                xml,
+                pos,
+                format_args!("elements nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        use Kind as K;
+        let kind = match self.stack.last() {
+            None if self.root.is_some() => {
+                return Err(bad_xml(xml, pos, "more than one root element"));
+            }
+            None if tag == "node" => {
+                self.node(pos, attributes, true, empty)?;
+                K::Node
+            }
+            None => {
+                return Err(bad_introspection(
+                    xml,
+                    pos,
+                    format_args!("the root element is {}, not <node>", shown(tag)),
+                ));
+            }
+            Some(&parent) => match (parent, tag.as_bytes()) {
+                (K::Node, b"node") => {
+                    self.node(pos, attributes, false, empty)?;
+                    K::Node
+                }
+                (K::Node, b"interface") => {
+                    self.interface(pos, attributes, empty)?;
+                    K::Interface
+                }
+                (K::Interface, b"method") => {
+                    self.method(pos, attributes, empty)?;
+                    K::Method
+                }
+                (K::Interface, b"signal") => {
+                    self.signal(pos, attributes, empty)?;
+                    K::Signal
+                }
+                (K::Interface, b"property") => {
+                    self.property(pos, attributes, empty)?;
+                    K::Property
+                }
+                (K::Method | K::Signal, b"arg") => {
+                    self.arg(pos, attributes, parent == K::Signal, empty)?;
+                    K::Arg
+                }
+                (
+                    K::Node | K::Interface | K::Method | K::Signal | K::Property | K::Arg,
+                    b"annotation",
+                ) => {
+                    self.annotation(pos, attributes, parent)?;
+                    K::Annotation
+                }
+                _ => K::Skip,
+            },
+        };
+        if !empty {
+            self.stack.push(kind);
+        }
+        Ok(())
+    }
+
+    /// An end tag (quick-xml checked that it matches the open element).
+    fn end(&mut self) {
+        match self.stack.pop() {
+            Some(Kind::Node) => {
+                if let Some(node) = self.nodes.pop() {
+                    self.add_node(node);
+                }
+            }
+            Some(Kind::Interface) => {
+                if let Some(interface) = self.interface.take() {
+                    self.add_interface(interface);
+                }
+            }
+            Some(Kind::Method) => {
+                if let Some(method) = self.method.take() {
+                    self.add_method(method);
+                }
+            }
+            Some(Kind::Signal) => {
+                if let Some(signal) = self.signal.take() {
+                    self.add_signal(signal);
+                }
+            }
+            Some(Kind::Property) => {
+                if let Some(property) = self.property.take() {
+                    self.add_property(property);
+                }
+            }
+            Some(Kind::Arg) => {
+                if let Some(arg) = self.arg.take() {
+                    self.add_arg(arg);
+                }
+            }
+            Some(Kind::Annotation | Kind::Skip) | None => {}
+        }
+    }
+
+    // Each `add_*` hands a finished element to its parent, which is open (the element was
+    // opened in it and the parent cannot close first).
+
+    fn add_node(&mut self, node: Node<'a>) {
+        match self.nodes.last_mut() {
+            Some(parent) => parent.nodes.push(node),
+            None => self.root = Some(node),
+        }
+    }
+
+    fn add_interface(&mut self, interface: Interface<'a>) {
+        if let Some(node) = self.nodes.last_mut() {
+            node.interfaces.push(interface);
+        }
+    }
+
+    fn add_method(&mut self, method: Method<'a>) {
+        if let Some(interface) = &mut self.interface {
+            interface.methods.push(method);
+        }
+    }
+
+    fn add_signal(&mut self, signal: Signal<'a>) {
+        if let Some(interface) = &mut self.interface {
+            interface.signals.push(signal);
+        }
+    }
+
+    fn add_property(&mut self, property: Property<'a>) {
+        if let Some(interface) = &mut self.interface {
+            interface.properties.push(property);
+        }
+    }
+
+    /// An argument goes to the open method or signal (only one of them can be open).
+    fn add_arg(&mut self, arg: Arg<'a>) {
+        if let Some(method) = &mut self.method {
+            method.args.push(arg);
+        } else if let Some(signal) = &mut self.signal {
+            signal.args.push(arg);
+        }
+    }
+
+    fn node(&mut self, pos: usize, attributes: &'a str, is_root: bool, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            _ => None,
+        })?;
+        if let Some(name) = &name {
+            check_node_name(name, is_root).map_err(|err| located(xml, pos, err))?;
+        }
+        let node = Node::new(name);
+        if empty {
+            self.add_node(node);
+        } else {
+            self.nodes.push(node);
+        }
+        Ok(())
+    }
+
+    fn interface(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            _ => None,
+        })?;
+        let name = required(xml, pos, name, "interface", "name")?;
+        check_interface(&name).map_err(|err| located(xml, pos, err))?;
+        let interface = Interface::new(InterfaceName::from_checked(name));
+        if empty {
+            self.add_interface(interface);
+        } else {
+            self.interface = Some(interface);
+        }
+        Ok(())
+    }
+
+    fn method(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            _ => None,
+        })?;
+        let name = required(xml, pos, name, "method", "name")?;
+        let method = Method::new(member_name(xml, pos, name)?);
+        if empty {
+            self.add_method(method);
+        } else {
+            self.method = Some(method);
+        }
+        Ok(())
+    }
+
+    fn signal(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            _ => None,
+        })?;
+        let name = required(xml, pos, name, "signal", "name")?;
+        let signal = Signal::new(member_name(xml, pos, name)?);
+        if empty {
+            self.add_signal(signal);
+        } else {
+            self.signal = Some(signal);
+        }
+        Ok(())
+    }
+
+    fn property(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name, ty, access] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            b"type" => Some(1),
+            b"access" => Some(2),
+            _ => None,
+        })?;
+        let name = member_name(xml, pos, required(xml, pos, name, "property", "name")?)?;
+        let signature = single_type(xml, pos, required(xml, pos, ty, "property", "type")?)?;
+        let access = match required(xml, pos, access, "property", "access")?.as_bytes() {
+            b"read" => PropertyAccess::Read,
+            b"write" => PropertyAccess::Write,
+            b"readwrite" => PropertyAccess::ReadWrite,
+            other => {
+                return Err(bad_introspection(
+                    xml,
+                    pos,
+                    format_args!(
+                        "property access {} is none of read, write, readwrite",
+                        shown(&String::from_utf8_lossy(other))
+                    ),
+                ));
+            }
+        };
+        let property = Property {
+            name,
+            signature,
+            access,
+            annotations: Vec::new(),
+        };
+        if empty {
+            self.add_property(property);
+        } else {
+            self.property = Some(property);
+        }
+        Ok(())
+    }
+
+    fn arg(&mut self, pos: usize, attributes: &'a str, in_signal: bool, empty: bool) -> Result<()> {
+        let xml = self.xml;
+        let [name, ty, direction] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            b"type" => Some(1),
+            b"direction" => Some(2),
+            _ => None,
+        })?;
+        let signature = single_type(xml, pos, required(xml, pos, ty, "arg", "type")?)?;
+        let direction = match (direction.as_deref().map(str::as_bytes), in_signal) {
+            (None | Some(b"in"), false) => ArgDirection::In,
+            (None, true) | (Some(b"out"), _) => ArgDirection::Out,
+            (Some(b"in"), true) => {
+                return Err(bad_introspection(
+                    xml,
+                    pos,
+                    "a signal argument cannot have direction=\"in\"",
+                ));
+            }
+            (Some(other), _) => {
+                return Err(bad_introspection(
+                    xml,
+                    pos,
+                    format_args!(
+                        "argument direction {} is neither in nor out",
+                        shown(&String::from_utf8_lossy(other))
+                    ),
+                ));
+            }
+        };
+        let arg = Arg {
+            name,
+            signature,
+            direction,
+            annotations: Vec::new(),
+        };
+        if empty {
+            self.add_arg(arg);
+        } else {
+            self.arg = Some(arg);
+        }
+        Ok(())
+    }
+
+    /// An annotation goes to its parent (of kind `parent`) at once: nothing inside it is kept.
+    fn annotation(&mut self, pos: usize, attributes: &'a str, parent: Kind) -> Result<()> {
+        let xml = self.xml;
+        let [name, value] = scan_attributes(xml, pos, attributes, |k| match k {
+            b"name" => Some(0),
+            b"value" => Some(1),
+            _ => None,
+        })?;
+        let name = required(xml, pos, name, "annotation", "name")?;
+        if name.is_empty() {
+            return Err(bad_introspection(
+                xml,
+                pos,
+                "<annotation> with an empty name",
+            ));
+        }
+        let value = required(xml, pos, value, "annotation", "value")?;
+        let annotation = Annotation { name, value };
+        let list = match parent {
+            Kind::Node => self.nodes.last_mut().map(|p| &mut p.annotations),
+            Kind::Interface => self.interface.as_mut().map(|p| &mut p.annotations),
+            Kind::Method => self.method.as_mut().map(|p| &mut p.annotations),
+            Kind::Signal => self.signal.as_mut().map(|p| &mut p.annotations),
+            Kind::Property => self.property.as_mut().map(|p| &mut p.annotations),
+            Kind::Arg => self.arg.as_mut().map(|p| &mut p.annotations),
+            Kind::Annotation | Kind::Skip => None,
+        };
+        if let Some(list) = list {
+            // Most elements have one annotation, if any: do not reserve room for four.
+            if list.capacity() == 0 {
+                list.reserve_exact(1);
+            }
+            list.push(annotation);
+        }
+        Ok(())
     }
 }
 
-/// Hand a finished element to its parent (or make it the root).
-fn close<'a>(frame: Frame<'a>, stack: &mut [Frame<'a>], root: &mut Option<Node<'a>>) {
-    use Frame as F;
-    match (frame, stack.last_mut()) {
-        (F::Node(n), None) => *root = Some(n),
-        (F::Node(n), Some(F::Node(p))) => p.nodes.push(n),
-        (F::Interface(i), Some(F::Node(p))) => p.interfaces.push(i),
-        (F::Method(m), Some(F::Interface(p))) => p.methods.push(m),
-        (F::Signal(s), Some(F::Interface(p))) => p.signals.push(s),
-        (F::Property(x), Some(F::Interface(p))) => p.properties.push(x),
-        (F::Arg(a), Some(F::Method(p))) => p.args.push(a),
-        (F::Arg(a), Some(F::Signal(p))) => p.args.push(a),
-        (F::Annotation(a), Some(parent)) => match parent {
-            F::Node(p) => p.annotations.push(a),
-            F::Interface(p) => p.annotations.push(a),
-            F::Method(p) => p.annotations.push(a),
-            F::Signal(p) => p.annotations.push(a),
-            F::Property(p) => p.annotations.push(a),
-            F::Arg(p) => p.annotations.push(a),
-            F::Annotation(_) | F::Skip => {}
-        },
-        // `open` only builds frames that fit their parent; skipped elements vanish here.
-        _ => {}
-    }
-}
-
-/// The byte offset of the `<` that starts the element whose tag content is `e`.
-fn element_pos(xml: &str, e: &BytesStart<'_>) -> Option<usize> {
-    let content: &str = e;
-    let start = (content.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
-    start.checked_sub(1).filter(|&p| p < xml.len())
-}
-
-/// `part` as a slice of `xml` with `xml`'s lifetime, when it lies inside `xml` (it always does
-/// for a reader over a `&str`).
-fn borrow_from<'a>(xml: &'a str, part: &str) -> Option<&'a str> {
+/// `part` as a slice of `xml` with `xml`'s lifetime, and its offset, when it lies inside `xml`
+/// (it always does for a reader over a `&str`).
+fn borrow_from<'a>(xml: &'a str, part: &str) -> Option<(usize, &'a str)> {
     let start = (part.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
     let s = xml.get(start..start.checked_add(part.len())?)?;
-    std::ptr::eq(s.as_ptr(), part.as_ptr()).then_some(s)
-}
-
-/// The values of the attributes named in `keys` (others are checked for syntax and ignored),
-/// borrowed from the document unless they hold references or line breaks.
-fn attrs<'a, const N: usize>(
-    xml: &'a str,
-    pos: usize,
-    e: &BytesStart<'_>,
-    keys: [&str; N],
-) -> Result<[Option<Cow<'a, str>>; N]> {
-    let content: &str = e;
-    let rest = content.get(e.name().0.len()..).unwrap_or("");
-    let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    match borrow_from(xml, rest) {
-        Some(src) => scan_attributes(xml, pos, src, &keys, &mut out, Cow::Borrowed)?,
-        // Only when quick-xml hands out a copy (never for a reader over a `&str`).
-        None => scan_attributes(xml, pos, rest, &keys, &mut out, |v: &str| {
-            Cow::Owned(v.to_owned())
-        })?,
-    }
-    Ok(out)
-}
-
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+    std::ptr::eq(s.as_ptr(), part.as_ptr()).then_some((start, s))
 }
 
 // Word-at-a-time scanning (eight bytes per step, in safe code). In each mask the lowest set
@@ -238,14 +515,130 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// High bit set in each byte of `w` that equals `c` (the lowest one exactly).
+#[inline(always)]
 fn eq_bytes(w: u64, c: u8) -> u64 {
     let x = w ^ (ONES * u64::from(c));
     x.wrapping_sub(ONES) & !x & HIGHS
 }
 
 /// High bit set in each byte of `w` below `n` (`n` at most 0x80; the lowest one exactly).
+#[inline(always)]
 fn lt_bytes(w: u64, n: u8) -> u64 {
     w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
+}
+
+/// The first of eight bytes of `b` at `i` that `stop` marks (`stop` gives the mask of a
+/// little-endian word, see [`eq_bytes`]), eight at a time, then byte by byte (`stop_byte`) for
+/// the last few; `b.len()` if none.
+#[inline(always)]
+fn find(
+    b: &[u8],
+    mut i: usize,
+    stop: impl Fn(u64) -> u64,
+    stop_byte: impl Fn(u8) -> bool,
+) -> usize {
+    while let Some(Ok(chunk)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let m = stop(u64::from_le_bytes(chunk));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if stop_byte(c) {
+            return i;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+/// The values of the attributes of `src` (a start tag after its name) that `slot` knows, at the
+/// index it gives; other attributes are checked for syntax and ignored.
+///
+/// The fast path reads the common form, `name="value"` pairs each after one space, values
+/// without references, `<` or control characters, and borrows every value from the document;
+/// anything else goes to [`scan_attributes_slow`] (the full syntax, and every error message).
+#[inline(always)]
+fn scan_attributes<'a, const N: usize>(
+    xml: &'a str,
+    pos: usize,
+    src: &'a str,
+    slot: impl Fn(&[u8]) -> Option<usize> + Copy,
+) -> Result<[Option<Cow<'a, str>>; N]> {
+    match scan_attributes_fast::<N>(xml, src, slot) {
+        Some(values) => Ok(values.map(|v| v.map(Cow::Borrowed))),
+        None => scan_attributes_slow(xml, pos, src, slot),
+    }
+}
+
+/// [`scan_attributes`]' fast path; `None` when the tag needs the slow path.
+///
+/// It scans the document rather than `src` (a slice of it), so that eight bytes can be read
+/// at a time up to the end of the tag, and checks that what it finds lies inside `src`.
+#[inline(always)]
+fn scan_attributes_fast<'a, const N: usize>(
+    xml: &'a str,
+    src: &'a str,
+    slot: impl Fn(&[u8]) -> Option<usize>,
+) -> Option<[Option<&'a str>; N]> {
+    let mut out: [Option<&'a str>; N] = [None; N];
+    let doc = xml.as_bytes();
+    let mut i = (src.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
+    let end = i.checked_add(src.len())?;
+    while i < end {
+        if doc.get(i) != Some(&b' ') {
+            return None;
+        }
+        i += 1;
+        if i == end {
+            // `<method name="M" />`
+            break;
+        }
+        let name_start = i;
+        // The name ends at `=`; white space, a control character or a quote first means the
+        // slow path.
+        i = find(
+            doc,
+            i,
+            |w| eq_bytes(w, b'=') | lt_bytes(w, 0x21) | eq_bytes(w, b'"') | eq_bytes(w, b'\''),
+            |c| c == b'=' || c <= b' ' || c == b'"' || c == b'\'',
+        );
+        if i >= end || doc.get(i) != Some(&b'=') {
+            return None;
+        }
+        let name = doc.get(name_start..i)?;
+        let quote = match doc.get(i + 1) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return None,
+        };
+        let value_start = i + 2;
+        // The value ends at its quote; `&`, `<` or a control character first means the slow
+        // path.
+        let value_end = find(
+            doc,
+            value_start,
+            |w| eq_bytes(w, quote) | eq_bytes(w, b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
+            |c| c == quote || c == b'&' || c == b'<' || c < 0x20,
+        );
+        if value_end >= end || doc.get(value_end) != Some(&quote) {
+            return None;
+        }
+        if let Some(k) = slot(name) {
+            let slot = out.get_mut(k)?;
+            if slot.is_some() {
+                return None;
+            }
+            // Both ends are ASCII (quotes), so this is a whole `str`.
+            *slot = Some(xml.get(value_start..value_end)?);
+        }
+        i = value_end + 1;
+    }
+    Some(out)
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Index of the first byte at or after `i` for which `stop_word` (eight bytes at a time) or
@@ -269,25 +662,21 @@ fn scan(
     i
 }
 
-/// Whether `name` is `key` (the first byte compared inline; most keys differ there).
-fn key_is(key: &str, name: &str) -> bool {
-    key.len() == name.len() && key.as_bytes().first() == name.as_bytes().first() && key == name
-}
-
-/// Read `name="value"` pairs from `src` (a start tag after its name), filling `out` for `keys`.
+/// [`scan_attributes`] for any tag: read `name="value"` pairs from `src`, with white space
+/// around `=`, either quote, references and line breaks, and every syntax error.
 ///
-/// Values without references and line breaks (nearly all) are handed to `borrow` as they are;
-/// the others are unescaped and normalized into an owned string, as XML's attribute-value
-/// normalization says (line breaks and tabs become spaces, `&lt;` `&gt;` `&amp;` `&apos;`
-/// `&quot;` and character references are replaced).
-fn scan_attributes<'s, 'a, const N: usize>(
+/// Values without references and line breaks are borrowed as they are; the others are
+/// unescaped and normalized into an owned string, as XML's attribute-value normalization says
+/// (line breaks and tabs become spaces, `&lt;` `&gt;` `&amp;` `&apos;` `&quot;` and character
+/// references are replaced).
+#[inline(never)]
+fn scan_attributes_slow<'a, const N: usize>(
     xml: &str,
     pos: usize,
-    src: &'s str,
-    keys: &[&str; N],
-    out: &mut [Option<Cow<'a, str>>; N],
-    borrow: impl Fn(&'s str) -> Cow<'a, str>,
-) -> Result<()> {
+    src: &'a str,
+    slot: impl Fn(&[u8]) -> Option<usize>,
+) -> Result<[Option<Cow<'a, str>>; N]> {
+    let mut out: [Option<Cow<'a, str>>; N] = [const { None }; N];
     let b = src.as_bytes();
     let mut i = 0;
     loop {
@@ -296,7 +685,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
             i += 1;
         }
         if i == b.len() {
-            return Ok(());
+            return Ok(out);
         }
         if i == before {
             return Err(bad_xml(
@@ -379,21 +768,11 @@ fn scan_attributes<'s, 'a, const N: usize>(
         }
         let raw = &src[value_start..i];
         i += 1;
-        let mut found = None;
-        for (k, key) in keys.iter().enumerate() {
-            if key_is(key, name) {
-                found = Some(k);
-                break;
-            }
-        }
-        let Some(k) = found else {
+        let Some(slot) = slot(name.as_bytes()).and_then(|k| out.get_mut(k)) else {
             if !plain {
                 // Check the references of attributes we ignore, too.
                 normalize(raw).map_err(|what| bad_xml(xml, pos, what))?;
             }
-            continue;
-        };
-        let Some(slot) = out.get_mut(k) else {
             continue;
         };
         if slot.is_some() {
@@ -404,7 +783,7 @@ fn scan_attributes<'s, 'a, const N: usize>(
             ));
         }
         *slot = Some(if plain {
-            borrow(raw)
+            Cow::Borrowed(raw)
         } else {
             Cow::Owned(normalize(raw).map_err(|what| {
                 bad_xml(xml, pos, format_args!("attribute {}: {what}", shown(name)))
@@ -511,8 +890,31 @@ pub(super) fn check_single_complete_type(s: &str) -> Result<()> {
     }
 }
 
+/// A basic type or a variant: a whole single complete type in one byte (most arguments and
+/// properties), valid without the full signature check.
+fn is_one_byte_type(c: u8) -> bool {
+    matches!(
+        c,
+        b'y' | b'b'
+            | b'n'
+            | b'q'
+            | b'i'
+            | b'u'
+            | b'x'
+            | b't'
+            | b'd'
+            | b's'
+            | b'o'
+            | b'g'
+            | b'h'
+            | b'v'
+    )
+}
+
 fn single_type<'a>(xml: &str, pos: usize, v: Cow<'a, str>) -> Result<Signature<'a>> {
-    check_single_complete_type(&v).map_err(|e| located(xml, pos, e))?;
+    if !matches!(v.as_bytes(), [c] if is_one_byte_type(*c)) {
+        check_single_complete_type(&v).map_err(|e| located(xml, pos, e))?;
+    }
     Ok(Signature::from_checked(v))
 }
 
@@ -537,103 +939,6 @@ fn check_node_name(s: &str, is_root: bool) -> Result<()> {
             shown(s)
         )))
     }
-}
-
-fn node<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>, is_root: bool) -> Result<Node<'a>> {
-    let [name] = attrs(xml, pos, e, ["name"])?;
-    if let Some(name) = &name {
-        check_node_name(name, is_root).map_err(|err| located(xml, pos, err))?;
-    }
-    Ok(Node::new(name))
-}
-
-fn interface<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Interface<'a>> {
-    let [name] = attrs(xml, pos, e, ["name"])?;
-    let name = required(xml, pos, name, "interface", "name")?;
-    check_interface(&name).map_err(|err| located(xml, pos, err))?;
-    Ok(Interface::new(InterfaceName::from_checked(name)))
-}
-
-fn method<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Method<'a>> {
-    let [name] = attrs(xml, pos, e, ["name"])?;
-    let name = required(xml, pos, name, "method", "name")?;
-    Ok(Method::new(member_name(xml, pos, name)?))
-}
-
-fn signal<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Signal<'a>> {
-    let [name] = attrs(xml, pos, e, ["name"])?;
-    let name = required(xml, pos, name, "signal", "name")?;
-    Ok(Signal::new(member_name(xml, pos, name)?))
-}
-
-fn property<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Property<'a>> {
-    let [name, ty, access] = attrs(xml, pos, e, ["name", "type", "access"])?;
-    let name = member_name(xml, pos, required(xml, pos, name, "property", "name")?)?;
-    let signature = single_type(xml, pos, required(xml, pos, ty, "property", "type")?)?;
-    let access = match required(xml, pos, access, "property", "access")?.as_ref() {
-        "read" => PropertyAccess::Read,
-        "write" => PropertyAccess::Write,
-        "readwrite" => PropertyAccess::ReadWrite,
-        other => {
-            return Err(bad_introspection(
-                xml,
-                pos,
-                format_args!(
-                    "property access {} is none of read, write, readwrite",
-                    shown(other)
-                ),
-            ));
-        }
-    };
-    Ok(Property {
-        name,
-        signature,
-        access,
-        annotations: Vec::new(),
-    })
-}
-
-fn arg<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>, in_signal: bool) -> Result<Arg<'a>> {
-    let [name, ty, direction] = attrs(xml, pos, e, ["name", "type", "direction"])?;
-    let signature = single_type(xml, pos, required(xml, pos, ty, "arg", "type")?)?;
-    let direction = match (direction.as_deref(), in_signal) {
-        (None, false) | (Some("in"), false) => ArgDirection::In,
-        (None, true) | (Some("out"), _) => ArgDirection::Out,
-        (Some("in"), true) => {
-            return Err(bad_introspection(
-                xml,
-                pos,
-                "a signal argument cannot have direction=\"in\"",
-            ));
-        }
-        (Some(other), _) => {
-            return Err(bad_introspection(
-                xml,
-                pos,
-                format_args!("argument direction {} is neither in nor out", shown(other)),
-            ));
-        }
-    };
-    Ok(Arg {
-        name,
-        signature,
-        direction,
-        annotations: Vec::new(),
-    })
-}
-
-fn annotation<'a>(xml: &'a str, pos: usize, e: &BytesStart<'_>) -> Result<Annotation<'a>> {
-    let [name, value] = attrs(xml, pos, e, ["name", "value"])?;
-    let name = required(xml, pos, name, "annotation", "name")?;
-    if name.is_empty() {
-        return Err(bad_introspection(
-            xml,
-            pos,
-            "<annotation> with an empty name",
-        ));
-    }
-    let value = required(xml, pos, value, "annotation", "value")?;
-    Ok(Annotation { name, value })
 }
 
 #[cfg(test)]
