@@ -315,10 +315,7 @@ impl<'a> Builder<'a> {
 
     fn node(&mut self, pos: usize, attributes: &'a str, is_root: bool, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            _ => None,
-        })?;
+        let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         if let Some(name) = &name {
             check_node_name(name, is_root).map_err(|err| located(xml, pos, err))?;
         }
@@ -333,10 +330,7 @@ impl<'a> Builder<'a> {
 
     fn interface(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            _ => None,
-        })?;
+        let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         let name = required(xml, pos, name, "interface", "name")?;
         check_interface(&name).map_err(|err| located(xml, pos, err))?;
         let interface = Interface::new(InterfaceName::from_checked(name));
@@ -350,10 +344,7 @@ impl<'a> Builder<'a> {
 
     fn method(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            _ => None,
-        })?;
+        let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         let name = required(xml, pos, name, "method", "name")?;
         let method = Method::new(member_name(xml, pos, name)?);
         if empty {
@@ -366,10 +357,7 @@ impl<'a> Builder<'a> {
 
     fn signal(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            _ => None,
-        })?;
+        let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         let name = required(xml, pos, name, "signal", "name")?;
         let signal = Signal::new(member_name(xml, pos, name)?);
         if empty {
@@ -382,12 +370,7 @@ impl<'a> Builder<'a> {
 
     fn property(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name, ty, access] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            b"type" => Some(1),
-            b"access" => Some(2),
-            _ => None,
-        })?;
+        let [name, ty, access] = scan_attributes(xml, pos, attributes, [&NAME, &TYPE, &ACCESS])?;
         let name = member_name(xml, pos, required(xml, pos, name, "property", "name")?)?;
         let signature = single_type(xml, pos, required(xml, pos, ty, "property", "type")?)?;
         let access = match required(xml, pos, access, "property", "access")?.as_bytes() {
@@ -421,12 +404,8 @@ impl<'a> Builder<'a> {
 
     fn arg(&mut self, pos: usize, attributes: &'a str, in_signal: bool, empty: bool) -> Result<()> {
         let xml = self.xml;
-        let [name, ty, direction] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            b"type" => Some(1),
-            b"direction" => Some(2),
-            _ => None,
-        })?;
+        let [name, ty, direction] =
+            scan_attributes(xml, pos, attributes, [&NAME, &TYPE, &DIRECTION])?;
         let signature = single_type(xml, pos, required(xml, pos, ty, "arg", "type")?)?;
         let direction = match (direction.as_deref().map(str::as_bytes), in_signal) {
             (None | Some(b"in"), false) => ArgDirection::In,
@@ -466,11 +445,7 @@ impl<'a> Builder<'a> {
     /// An annotation goes to its parent (of kind `parent`) at once: nothing inside it is kept.
     fn annotation(&mut self, pos: usize, attributes: &'a str, parent: Kind) -> Result<()> {
         let xml = self.xml;
-        let [name, value] = scan_attributes(xml, pos, attributes, |k| match k {
-            b"name" => Some(0),
-            b"value" => Some(1),
-            _ => None,
-        })?;
+        let [name, value] = scan_attributes(xml, pos, attributes, [&NAME, &VALUE])?;
         let name = required(xml, pos, name, "annotation", "name")?;
         if name.is_empty() {
             return Err(bad_introspection(
@@ -553,8 +528,58 @@ fn find(
     b.len()
 }
 
-/// The values of the attributes of `src` (a start tag after its name) that `slot` knows, at the
-/// index it gives; other attributes are checked for syntax and ignored.
+/// An attribute the parser reads, with its `name="` prefix as a little-endian word (its first
+/// eight bytes) for the fast path.
+#[derive(Debug)]
+struct Key {
+    name: &'static str,
+    prefix: u64,
+    mask: u64,
+}
+
+impl Key {
+    const fn new(name: &'static str) -> Self {
+        let b = name.as_bytes();
+        let mut prefix = 0u64;
+        let mut i = 0;
+        while i < 8 && i < b.len() + 2 {
+            let c = if i < b.len() {
+                b[i]
+            } else if i == b.len() {
+                b'='
+            } else {
+                b'"'
+            };
+            prefix |= (c as u64) << (8 * i);
+            i += 1;
+        }
+        let mask = if b.len() + 2 >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * (b.len() + 2))) - 1
+        };
+        Self { name, prefix, mask }
+    }
+
+    /// Whether `doc` holds `name="` at `i`, given the eight bytes `w` there.
+    #[inline(always)]
+    fn at(&self, doc: &[u8], i: usize, w: u64) -> bool {
+        let n = self.name.len();
+        w & self.mask == self.prefix
+            && (n + 2 <= 8
+                || (doc.get(i..i + n) == Some(self.name.as_bytes())
+                    && doc.get(i + n..i + n + 2) == Some(b"=\"")))
+    }
+}
+
+const NAME: Key = Key::new("name");
+const TYPE: Key = Key::new("type");
+const ACCESS: Key = Key::new("access");
+const DIRECTION: Key = Key::new("direction");
+const VALUE: Key = Key::new("value");
+
+/// The values of the attributes of `src` (a start tag after its name) named in `keys`, in their
+/// order; other attributes are checked for syntax and ignored.
 ///
 /// The fast path reads the common form, `name="value"` pairs each after one space, values
 /// without references, `<` or control characters, and borrows every value from the document;
@@ -564,23 +589,25 @@ fn scan_attributes<'a, const N: usize>(
     xml: &'a str,
     pos: usize,
     src: &'a str,
-    slot: impl Fn(&[u8]) -> Option<usize> + Copy,
+    keys: [&Key; N],
 ) -> Result<[Option<Cow<'a, str>>; N]> {
-    match scan_attributes_fast::<N>(xml, src, slot) {
+    match scan_attributes_fast(xml, src, &keys) {
         Some(values) => Ok(values.map(|v| v.map(Cow::Borrowed))),
-        None => scan_attributes_slow(xml, pos, src, slot),
+        None => scan_attributes_slow(xml, pos, src, &keys),
     }
 }
 
 /// [`scan_attributes`]' fast path; `None` when the tag needs the slow path.
 ///
 /// It scans the document rather than `src` (a slice of it), so that eight bytes can be read
-/// at a time up to the end of the tag, and checks that what it finds lies inside `src`.
+/// at a time up to the end of the tag, and checks that what it finds lies inside `src`. A
+/// known attribute is recognized by comparing the eight bytes where it starts with its
+/// `name="` prefix; others are read up to their `=`.
 #[inline(always)]
 fn scan_attributes_fast<'a, const N: usize>(
     xml: &'a str,
     src: &'a str,
-    slot: impl Fn(&[u8]) -> Option<usize>,
+    keys: &[&Key; N],
 ) -> Option<[Option<&'a str>; N]> {
     let mut out: [Option<&'a str>; N] = [None; N];
     let doc = xml.as_bytes();
@@ -595,24 +622,40 @@ fn scan_attributes_fast<'a, const N: usize>(
             // `<method name="M" />`
             break;
         }
-        let name_start = i;
-        // The name ends at `=`; white space, a control character or a quote first means the
-        // slow path.
-        i = find(
-            doc,
-            i,
-            |w| eq_bytes(w, b'=') | lt_bytes(w, 0x21) | eq_bytes(w, b'"') | eq_bytes(w, b'\''),
-            |c| c == b'=' || c <= b' ' || c == b'"' || c == b'\'',
-        );
-        if i >= end || doc.get(i) != Some(&b'=') {
-            return None;
-        }
-        let name = doc.get(name_start..i)?;
-        let quote = match doc.get(i + 1) {
-            Some(&q @ (b'"' | b'\'')) => q,
-            _ => return None,
+        let word = doc
+            .get(i..i + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes);
+        let known = word.and_then(|w| keys.iter().position(|key| key.at(doc, i, w)));
+        let (slot, quote, value_start) = match known {
+            Some(k) => (Some(k), b'"', i + keys.get(k)?.name.len() + 2),
+            None => {
+                let name_start = i;
+                // The name ends at `=`; white space, a control character or a quote first
+                // means the slow path.
+                i = find(
+                    doc,
+                    i,
+                    |w| {
+                        eq_bytes(w, b'=')
+                            | lt_bytes(w, 0x21)
+                            | eq_bytes(w, b'"')
+                            | eq_bytes(w, b'\'')
+                    },
+                    |c| c == b'=' || c <= b' ' || c == b'"' || c == b'\'',
+                );
+                if i >= end || doc.get(i) != Some(&b'=') {
+                    return None;
+                }
+                let name = doc.get(name_start..i)?;
+                let quote = match doc.get(i + 1) {
+                    Some(&q @ (b'"' | b'\'')) => q,
+                    _ => return None,
+                };
+                let slot = keys.iter().position(|key| key.name.as_bytes() == name);
+                (slot, quote, i + 2)
+            }
         };
-        let value_start = i + 2;
         // The value ends at its quote; `&`, `<` or a control character first means the slow
         // path.
         let value_end = find(
@@ -624,7 +667,7 @@ fn scan_attributes_fast<'a, const N: usize>(
         if value_end >= end || doc.get(value_end) != Some(&quote) {
             return None;
         }
-        if let Some(k) = slot(name) {
+        if let Some(k) = slot {
             let slot = out.get_mut(k)?;
             if slot.is_some() {
                 return None;
@@ -674,7 +717,7 @@ fn scan_attributes_slow<'a, const N: usize>(
     xml: &str,
     pos: usize,
     src: &'a str,
-    slot: impl Fn(&[u8]) -> Option<usize>,
+    keys: &[&Key; N],
 ) -> Result<[Option<Cow<'a, str>>; N]> {
     let mut out: [Option<Cow<'a, str>>; N] = [const { None }; N];
     let b = src.as_bytes();
@@ -768,7 +811,11 @@ fn scan_attributes_slow<'a, const N: usize>(
         }
         let raw = &src[value_start..i];
         i += 1;
-        let Some(slot) = slot(name.as_bytes()).and_then(|k| out.get_mut(k)) else {
+        let Some(slot) = keys
+            .iter()
+            .position(|key| key.name == name)
+            .and_then(|k| out.get_mut(k))
+        else {
             if !plain {
                 // Check the references of attributes we ignore, too.
                 normalize(raw).map_err(|what| bad_xml(xml, pos, what))?;
@@ -861,8 +908,65 @@ fn required<'a>(
     })
 }
 
+/// Per byte of `w` (all below 0x80): the high bit set where the byte is at least `lo`.
+#[inline(always)]
+fn ge_bytes(w: u64, lo: u8) -> u64 {
+    (w | HIGHS).wrapping_sub(ONES * u64::from(lo)) & HIGHS
+}
+
+/// Per byte of `w` (all below 0x80): the high bit set where the byte is at most `hi`.
+#[inline(always)]
+fn le_bytes(w: u64, hi: u8) -> u64 {
+    (ONES * u64::from(0x80 | hi)).wrapping_sub(w) & HIGHS
+}
+
+/// Whether all eight bytes of `w` are `[A-Za-z0-9_]`. Exact for every byte (unlike
+/// [`eq_bytes`], no mask here relies on "the lowest bit only").
+#[inline(always)]
+fn all_name_bytes(w: u64) -> bool {
+    if w & HIGHS != 0 {
+        return false;
+    }
+    let lower = w | (ONES * 0x20);
+    let letter = ge_bytes(lower, b'a') & le_bytes(lower, b'z');
+    let digit = ge_bytes(w, b'0') & le_bytes(w, b'9');
+    let x = w ^ (ONES * u64::from(b'_'));
+    // Exact zero-byte test: the high bit set where `x` is zero, i.e. the byte is `_`.
+    let underscore = !(((x & !HIGHS).wrapping_add(!HIGHS)) | x) & HIGHS;
+    letter | digit | underscore == HIGHS
+}
+
+/// Whether `s` is a valid member name (1 to 255 bytes of `[A-Za-z0-9_]`, not starting with a
+/// digit), eight bytes at a time. Only a quick yes: on `false`, [`check_member`] decides and
+/// says what is wrong.
+fn is_member_name(s: &[u8]) -> bool {
+    if s.len() > crate::names::MAX_NAME_LEN || s.first().is_none_or(u8::is_ascii_digit) {
+        return false;
+    }
+    if s.len() < 8 {
+        return s.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_');
+    }
+    let word = |at: usize| {
+        s.get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+    };
+    let mut at = 0;
+    while at + 8 <= s.len() {
+        if !word(at).is_some_and(all_name_bytes) {
+            return false;
+        }
+        at += 8;
+    }
+    // The last eight bytes (overlapping the words already checked) hold the rest.
+    at == s.len() || word(s.len() - 8).is_some_and(all_name_bytes)
+}
+
+#[inline(always)]
 fn member_name<'a>(xml: &str, pos: usize, v: Cow<'a, str>) -> Result<MemberName<'a>> {
-    check_member(&v).map_err(|e| located(xml, pos, e))?;
+    if !is_member_name(v.as_bytes()) {
+        check_member(&v).map_err(|e| located(xml, pos, e))?;
+    }
     Ok(MemberName::from_checked(v))
 }
 
@@ -890,29 +994,35 @@ pub(super) fn check_single_complete_type(s: &str) -> Result<()> {
     }
 }
 
-/// A basic type or a variant: a whole single complete type in one byte (most arguments and
-/// properties), valid without the full signature check.
-fn is_one_byte_type(c: u8) -> bool {
-    matches!(
-        c,
-        b'y' | b'b'
-            | b'n'
-            | b'q'
-            | b'i'
-            | b'u'
-            | b'x'
-            | b't'
-            | b'd'
-            | b's'
-            | b'o'
-            | b'g'
-            | b'h'
-            | b'v'
-    )
+/// Whether `s` is one of the short single complete types most arguments and properties have:
+/// a basic type or a variant (`s`, `v`), an array of one (`as`, `av`) or a dict of them
+/// (`a{sv}`). Anything else gets the full check.
+#[inline(always)]
+fn is_common_single_type(s: &[u8]) -> bool {
+    // One lookup per byte: bit 0 for a basic type, bit 1 for a basic type or a variant.
+    const CLASS: [u8; 128] = {
+        let mut t = [0u8; 128];
+        let basic = b"ybnqiuxtdsogh";
+        let mut i = 0;
+        while i < basic.len() {
+            t[basic[i] as usize] = 3;
+            i += 1;
+        }
+        t[b'v' as usize] = 2;
+        t
+    };
+    let class = |c: u8| CLASS.get(usize::from(c)).copied().unwrap_or(0);
+    match *s {
+        [c] => class(c) & 2 != 0,
+        [b'a', c] => class(c) & 2 != 0,
+        [b'a', b'{', k, v, b'}'] => class(k) & 1 != 0 && class(v) & 2 != 0,
+        _ => false,
+    }
 }
 
+#[inline(always)]
 fn single_type<'a>(xml: &str, pos: usize, v: Cow<'a, str>) -> Result<Signature<'a>> {
-    if !matches!(v.as_bytes(), [c] if is_one_byte_type(*c)) {
+    if !is_common_single_type(v.as_bytes()) {
         check_single_complete_type(&v).map_err(|e| located(xml, pos, e))?;
     }
     Ok(Signature::from_checked(v))
@@ -1035,6 +1145,188 @@ mod tests {
         assert!(check_node_name("a/", false).is_err());
         assert!(check_node_name("", false).is_err());
         assert!(check_node_name("a-b", false).is_err());
+    }
+
+    /// The fast attribute path and the slow one (`xml` holds `src` as a start tag's attributes).
+    fn both_paths(src: &str) -> (Option<[Option<String>; 3]>, Result<[Option<String>; 3]>) {
+        let xml = format!("<arg{src}/>");
+        let attributes = &xml[4..4 + src.len()];
+        let keys = [&NAME, &TYPE, &DIRECTION];
+        let owned = |v: [Option<&str>; 3]| v.map(|v| v.map(str::to_owned));
+        let fast = scan_attributes_fast(&xml, attributes, &keys).map(owned);
+        let slow = scan_attributes_slow(&xml, 0, attributes, &keys)
+            .map(|v| v.map(|v| v.map(Cow::into_owned)));
+        (fast, slow)
+    }
+
+    #[test]
+    fn fast_attribute_path_agrees_with_the_slow_one() {
+        for src in [
+            "",
+            " ",
+            r#" name="a""#,
+            r#" name="a" "#,
+            r#" type="s" name="x" direction="out""#,
+            r#" direction="in" type='a{sv}'"#,
+            r#" name="it's" type="s""#,
+            r#" other="x" name="y""#,
+            r#" directio="x" direction="y" directionx="z""#,
+            r#" name="a"name="b""#,
+            r#"  name="a""#,
+            r#" name ="a""#,
+            r#" name= "a""#,
+            r#" name="a&amp;b""#,
+            r#" name="a<b""#,
+            " name=\"a\tb\"",
+            " name=\"a\"\n",
+            r#" name="a" name="b""#,
+            r#" name="a"#,
+            r#" name=a"#,
+            r#" name"#,
+            r#" na"me="a""#,
+            r#" name="é€😀" type="s""#,
+        ] {
+            let (fast, slow) = both_paths(src);
+            if let Some(fast) = fast {
+                assert_eq!(Ok(fast), slow.map_err(|e| e.to_string()), "{src:?}");
+            }
+        }
+        // The common forms take the fast path.
+        assert!(
+            both_paths(r#" type="s" name="x" direction="out""#)
+                .0
+                .is_some()
+        );
+        assert!(
+            both_paths(r#" name="x" />"#.trim_end_matches("/>"))
+                .0
+                .is_some()
+        );
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Modest by default; `FASTBUS_PROPTEST_CASES=100000` for a long run.
+        fn cases() -> u32 {
+            std::env::var("FASTBUS_PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(256)
+        }
+
+        fn attribute() -> impl Strategy<Value = String> {
+            let name = prop_oneof![
+                Just("name".to_owned()),
+                Just("type".to_owned()),
+                Just("direction".to_owned()),
+                "[a-z\"'= ]{0,10}",
+            ];
+            // Mostly the common form (which the fast path takes), sometimes anything.
+            let value = prop_oneof![4 => "[a-z.' é]{0,12}", 1 => "[a-z.\"'&;<> \t\n#0-9é]{0,12}"];
+            let space =
+                prop_oneof![6 => Just(" "), 1 => Just("  "), 1 => Just("\t"), 1 => Just("")];
+            let quote = prop_oneof![6 => Just("\""), 2 => Just("'"), 1 => Just("")];
+            (space, name, quote.clone(), value, quote)
+                .prop_map(|(sp, n, q1, v, q2)| format!("{sp}{n}={q1}{v}{q2}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+            /// Wherever the fast path answers, it answers what the slow path does.
+            #[test]
+            fn fast_path_agrees(attributes in proptest::collection::vec(attribute(), 0..4), tail in "[ ]{0,2}") {
+                let src = format!("{}{tail}", attributes.concat());
+                let (fast, slow) = both_paths(&src);
+                if let Some(fast) = fast {
+                    prop_assert_eq!(Ok(fast), slow.map_err(|e| e.to_string()), "{:?}", src);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quick_member_check_agrees_with_check_member() {
+        let mut cases: Vec<String> = [
+            "",
+            "a",
+            "A",
+            "_",
+            "0",
+            "0a",
+            "a0",
+            "Get",
+            "GetAll",
+            "get_all_2",
+            "a.b",
+            "a-b",
+            "a b",
+            "é",
+            "aé",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefg.",
+            "abcdefgh.",
+            "abcdefghijklmnop_",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_",
+            "a\u{0}",
+            "a`",
+            "a@",
+            "a[",
+            "a{",
+            "a/",
+            "a:",
+            "a\u{7f}",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        cases.push("a".repeat(255));
+        cases.push("a".repeat(256));
+        // Every byte in every position of a word, after a valid first byte.
+        for b in 0..=0x7fu8 {
+            for at in 1..10 {
+                let mut s = vec![b'x'; 10];
+                s[at] = b;
+                cases.push(String::from_utf8(s).unwrap());
+            }
+            cases.push(String::from_utf8(vec![b]).unwrap());
+        }
+        for s in &cases {
+            let quick = is_member_name(s.as_bytes());
+            let full = check_member(s).is_ok();
+            assert_eq!(quick, full, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn common_single_types_are_valid_single_types() {
+        let codes = b"ybnqiuxtdsoghvaz{}()";
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for &a in codes {
+            cases.push(vec![a]);
+            for &b in codes {
+                cases.push(vec![a, b]);
+                for &c in codes {
+                    for &d in codes {
+                        cases.push(vec![b'a', b'{', c, d, b'}']);
+                        cases.push(vec![a, b, c, d]);
+                    }
+                }
+            }
+        }
+        for s in &cases {
+            let s = std::str::from_utf8(s).unwrap();
+            if is_common_single_type(s.as_bytes()) {
+                assert!(check_single_complete_type(s).is_ok(), "{s:?}");
+            }
+        }
+        for common in ["s", "v", "as", "av", "a{sv}", "a{oa}"] {
+            let expect = common != "a{oa}";
+            assert_eq!(is_common_single_type(common.as_bytes()), expect, "{common}");
+        }
     }
 
     #[test]
