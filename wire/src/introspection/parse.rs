@@ -3,12 +3,16 @@
 //! nested document cannot overflow the call stack). Attribute values are borrowed from the
 //! document unless they hold references or line breaks.
 //!
-//! Where the time goes (benches/RESULTS.md has the numbers): quick-xml's tokenizer is most of it.
-//! Our share is kept small by scanning each start tag's attributes once, with a table lookup per
-//! byte, matching tag and attribute names against constants, and building every list of children
-//! (a method's arguments, an interface's methods, ...) on a scratch list that is reused for the
-//! whole document and moved into a vector of the exact size when its element closes, so no
-//! vector of the tree grows step by step.
+//! Where the time goes (benches/RESULTS.md has the numbers): quick-xml's tokenizer is over half
+//! of it. Our share is kept small by
+//! - reading each start tag's attributes once, eight bytes at a time, recognizing the known
+//!   attributes by comparing one word with their `name="` prefix, and borrowing plain values
+//!   (anything unusual goes to the general path, which also gives every error message);
+//! - building the tree in place: only nodes nest, so besides the open nodes at most one
+//!   interface, one member and one argument are open at a time, each in its own field, and each
+//!   element moves once, into its parent's list, when it ends;
+//! - a quick yes for member names and the common single types (`s`, `as`, `a{sv}`), with the
+//!   full checks deciding every other case and giving the error messages.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -307,9 +311,9 @@ impl<'a> Builder<'a> {
     /// An argument goes to the open method or signal (only one of them can be open).
     fn add_arg(&mut self, arg: Arg<'a>) {
         if let Some(method) = &mut self.method {
-            method.args.push(arg);
+            push(&mut method.args, arg, 4);
         } else if let Some(signal) = &mut self.signal {
-            signal.args.push(arg);
+            push(&mut signal.args, arg, 4);
         }
     }
 
@@ -467,13 +471,20 @@ impl<'a> Builder<'a> {
         };
         if let Some(list) = list {
             // Most elements have one annotation, if any: do not reserve room for four.
-            if list.capacity() == 0 {
-                list.reserve_exact(1);
-            }
-            list.push(annotation);
+            push(list, annotation, 1);
         }
         Ok(())
     }
+}
+
+/// Push `x` onto `v`, allocating room for `first` elements when `v` has none (cheaper than
+/// the growth path, which also handles reallocation).
+#[inline(always)]
+fn push<T>(v: &mut Vec<T>, x: T, first: usize) {
+    if v.capacity() == 0 {
+        *v = Vec::with_capacity(first);
+    }
+    v.push(x);
 }
 
 /// `part` as a slice of `xml` with `xml`'s lifetime, and its offset, when it lies inside `xml`
@@ -658,10 +669,12 @@ fn scan_attributes_fast<'a, const N: usize>(
         };
         // The value ends at its quote; `&`, `<` or a control character first means the slow
         // path.
+        // Either quote differs from `&` in one bit, so one test finds both.
+        let same = ONES * u64::from(!(quote ^ b'&'));
         let value_end = find(
             doc,
             value_start,
-            |w| eq_bytes(w, quote) | eq_bytes(w, b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
+            |w| eq_bytes(w & same, quote & b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
             |c| c == quote || c == b'&' || c == b'<' || c < 0x20,
         );
         if value_end >= end || doc.get(value_end) != Some(&quote) {
@@ -1086,7 +1099,7 @@ mod tests {
         let stop_w =
             |w| eq_bytes(w, b'"') | eq_bytes(w, b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20);
         let stop_b = |c: u8| c == b'"' || c == b'&' || c == b'<' || c < 0x20;
-        for s in [
+        let cases = [
             "",
             "\"",
             "abc\"",
@@ -1097,11 +1110,30 @@ mod tests {
             "\u{1}\u{0}",
             "abcdefgh",
             "xxxxxxx\u{1f}\"",
-        ] {
+            "#\"#'&'%\"$",
+            "abcdefg'hijklmn\"",
+            "\"#\"#\"#\"#\"#",
+        ];
+        for s in cases {
             let b = s.as_bytes();
             for start in 0..=b.len() {
                 let naive = (start..b.len()).find(|&i| stop_b(b[i])).unwrap_or(b.len());
                 assert_eq!(scan(b, start, stop_w, stop_b), naive, "{s:?} from {start}");
+                assert_eq!(find(b, start, stop_w, stop_b), naive, "{s:?} from {start}");
+            }
+        }
+        // The value scan of the fast path: either quote and `&` found by one masked test.
+        for quote in [b'"', b'\''] {
+            let same = ONES * u64::from(!(quote ^ b'&'));
+            let stop_w =
+                |w| eq_bytes(w & same, quote & b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20);
+            let stop_b = |c: u8| c == quote || c == b'&' || c == b'<' || c < 0x20;
+            for s in cases {
+                let b = s.as_bytes();
+                for start in 0..=b.len() {
+                    let naive = (start..b.len()).find(|&i| stop_b(b[i])).unwrap_or(b.len());
+                    assert_eq!(find(b, start, stop_w, stop_b), naive, "{s:?} from {start}");
+                }
             }
         }
     }
@@ -1147,8 +1179,11 @@ mod tests {
         assert!(check_node_name("a-b", false).is_err());
     }
 
+    /// The values of `name`, `type` and `direction`.
+    type Values = [Option<String>; 3];
+
     /// The fast attribute path and the slow one (`xml` holds `src` as a start tag's attributes).
-    fn both_paths(src: &str) -> (Option<[Option<String>; 3]>, Result<[Option<String>; 3]>) {
+    fn both_paths(src: &str) -> (Option<Values>, Result<Values>) {
         let xml = format!("<arg{src}/>");
         let attributes = &xml[4..4 + src.len()];
         let keys = [&NAME, &TYPE, &DIRECTION];
