@@ -513,9 +513,9 @@ fn lt_bytes(w: u64, n: u8) -> u64 {
     w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
 }
 
-/// The first of eight bytes of `b` at `i` that `stop` marks (`stop` gives the mask of a
-/// little-endian word, see [`eq_bytes`]), eight at a time, then byte by byte (`stop_byte`) for
-/// the last few; `b.len()` if none.
+/// The index of the first byte at or after `i` that `stop` marks (`stop` gives the mask of a
+/// little-endian word, see [`eq_bytes`]), eight bytes at a time, then byte by byte
+/// (`stop_byte`) for the last few; `b.len()` if none.
 #[inline(always)]
 fn find(
     b: &[u8],
@@ -589,6 +589,22 @@ const ACCESS: Key = Key::new("access");
 const DIRECTION: Key = Key::new("direction");
 const VALUE: Key = Key::new("value");
 
+/// Where the attribute value that starts at `start` ends: the index of its closing `quote`,
+/// before `end`, when no `&`, `<` or control character comes first (`None` sends the tag to
+/// the slow path).
+#[inline(always)]
+fn plain_value_end(doc: &[u8], start: usize, end: usize, quote: u8) -> Option<usize> {
+    // Either quote differs from `&` in one bit, so one test finds both.
+    let same = ONES * u64::from(!(quote ^ b'&'));
+    let at = find(
+        doc,
+        start,
+        |w| eq_bytes(w & same, quote & b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
+        |c| c == quote || c == b'&' || c == b'<' || c < 0x20,
+    );
+    (at < end && doc.get(at) == Some(&quote)).then_some(at)
+}
+
 /// The values of the attributes of `src` (a start tag after its name) named in `keys`, in their
 /// order; other attributes are checked for syntax and ignored.
 ///
@@ -638,8 +654,11 @@ fn scan_attributes_fast<'a, const N: usize>(
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map(u64::from_le_bytes);
         let known = word.and_then(|w| keys.iter().position(|key| key.at(doc, i, w)));
-        let (slot, quote, value_start) = match known {
-            Some(k) => (Some(k), b'"', i + keys.get(k)?.name.len() + 2),
+        let (slot, value_start, value_end) = match known {
+            Some(k) => {
+                let start = i + keys.get(k)?.name.len() + 2;
+                (Some(k), start, plain_value_end(doc, start, end, b'"')?)
+            }
             None => {
                 let name_start = i;
                 // The name ends at `=`; white space, a control character or a quote first
@@ -664,22 +683,9 @@ fn scan_attributes_fast<'a, const N: usize>(
                     _ => return None,
                 };
                 let slot = keys.iter().position(|key| key.name.as_bytes() == name);
-                (slot, quote, i + 2)
+                (slot, i + 2, plain_value_end(doc, i + 2, end, quote)?)
             }
         };
-        // The value ends at its quote; `&`, `<` or a control character first means the slow
-        // path.
-        // Either quote differs from `&` in one bit, so one test finds both.
-        let same = ONES * u64::from(!(quote ^ b'&'));
-        let value_end = find(
-            doc,
-            value_start,
-            |w| eq_bytes(w & same, quote & b'&') | eq_bytes(w, b'<') | lt_bytes(w, 0x20),
-            |c| c == quote || c == b'&' || c == b'<' || c < 0x20,
-        );
-        if value_end >= end || doc.get(value_end) != Some(&quote) {
-            return None;
-        }
         if let Some(k) = slot {
             let slot = out.get_mut(k)?;
             if slot.is_some() {
