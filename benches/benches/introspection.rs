@@ -139,29 +139,80 @@ fn quick_xml_events(xml: &str) -> usize {
     }
 }
 
+/// One parse of the systemd Manager document by `op` (`fastbus`, `zbus` or `events`).
+fn run_op(op: &str) {
+    match op {
+        "fastbus" => {
+            black_box(
+                fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER))
+                    .expect("parse"),
+            );
+        }
+        "zbus" => {
+            black_box(zbus_xml::Node::try_from(black_box(SYSTEMD_MANAGER)).expect("parse"));
+        }
+        "events" => {
+            black_box(quick_xml_events(black_box(SYSTEMD_MANAGER)));
+        }
+        other => panic!("unknown FASTBUS_XML_OP {other:?} (fastbus, zbus, events, interleaved)"),
+    }
+}
+
 /// `FASTBUS_XML_OP=<op>[:<count>]` runs only `<op>` (`fastbus`, `zbus` or `events`) `count`
 /// times (default 20) and exits, for instruction counts under
 /// `valgrind --tool=callgrind` without criterion's own work in the profile.
+///
+/// `FASTBUS_XML_OP=interleaved[:<rounds>]` (default 200) instead times the three parsers in
+/// turns, a batch of 20 parses each per round, and prints each one's median batch and the
+/// median of the per-round ratios: on a loaded machine the load changes between criterion's
+/// groups, but hardly within one round.
 fn count_instructions(spec: &str) {
-    let (op, count) = spec.split_once(':').unwrap_or((spec, "20"));
-    let count: usize = count.parse().expect("FASTBUS_XML_OP count");
-    for _ in 0..count {
-        match op {
-            "fastbus" => {
-                black_box(
-                    fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER))
-                        .expect("parse"),
-                );
-            }
-            "zbus" => {
-                black_box(zbus_xml::Node::try_from(black_box(SYSTEMD_MANAGER)).expect("parse"));
-            }
-            "events" => {
-                black_box(quick_xml_events(black_box(SYSTEMD_MANAGER)));
-            }
-            other => panic!("unknown FASTBUS_XML_OP {other:?} (fastbus, zbus, events)"),
-        }
+    let (op, count) = spec.split_once(':').unwrap_or((spec, ""));
+    if op == "interleaved" {
+        let rounds: usize = if count.is_empty() {
+            200
+        } else {
+            count.parse().expect("rounds")
+        };
+        return interleaved(rounds);
     }
+    let count: usize = if count.is_empty() {
+        20
+    } else {
+        count.parse().expect("count")
+    };
+    for _ in 0..count {
+        run_op(op);
+    }
+}
+
+fn interleaved(rounds: usize) {
+    const OPS: [&str; 3] = ["zbus", "fastbus", "events"];
+    const BATCH: u32 = 20;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut ratios: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds.max(1) {
+        let mut round = [0.0; 3];
+        for (k, op) in OPS.iter().enumerate() {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                run_op(op);
+            }
+            round[k] = start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH);
+            times[k].push(round[k]);
+        }
+        ratios[0].push(round[0] / round[1]);
+        ratios[1].push(round[0] / round[2]);
+    }
+    for (k, op) in OPS.iter().enumerate() {
+        println!("{op:>8}: median {:.1} µs per parse", median(&mut times[k]));
+    }
+    println!("zbus / fastbus: median ratio {:.2}", median(&mut ratios[0]));
+    println!("zbus / events:  median ratio {:.2}", median(&mut ratios[1]));
 }
 
 criterion_group!(benches, benchmarks);
