@@ -9,8 +9,8 @@
 //!   attributes by comparing one word with their `name="` prefix, and borrowing plain values
 //!   (anything unusual goes to the general path, which also gives every error message);
 //! - building the tree in place: only nodes nest, so besides the open nodes at most one
-//!   interface, one member and one argument are open at a time, each in its own field, and each
-//!   element moves once, into its parent's list, when it ends;
+//!   interface is open at a time, in its own field; members and arguments go to their parent's
+//!   list when they start (the open one is the list's last), so each moves once;
 //! - a quick yes for member names and the common single types (`s`, `as`, `a{sv}`), with the
 //!   full checks deciding every other case and giving the error messages.
 
@@ -100,7 +100,10 @@ enum Kind {
     Method,
     Signal,
     Property,
-    Arg,
+    /// An argument of a method.
+    MethodArg,
+    /// An argument of a signal.
+    SignalArg,
     Annotation,
     /// An element we do not know (or know but not in this place), skipped with its children.
     Skip,
@@ -110,9 +113,10 @@ enum Kind {
 ///
 /// The format nests only nodes: an interface is only read inside a node, a method, signal or
 /// property inside an interface, an argument inside a method or signal. So besides the open
-/// nodes, at most one interface, one member and one argument are open at a time; each waits in
-/// its own field and moves into its parent's list when it closes. A self-closing element goes
-/// to its parent's list at once, and an annotation (whose children are skipped) too.
+/// nodes, at most one interface is open at a time, waiting in its own field; a member or an
+/// argument goes to its parent's list when it starts, and while it is open it is the last
+/// element of that list (nothing else can be added to the list before it closes), which is
+/// where its annotations go.
 struct Builder<'a> {
     xml: &'a str,
     /// The kinds of the open elements, outermost first.
@@ -120,10 +124,6 @@ struct Builder<'a> {
     /// The open nodes, outermost first.
     nodes: Vec<Node<'a>>,
     interface: Option<Interface<'a>>,
-    method: Option<Method<'a>>,
-    signal: Option<Signal<'a>>,
-    property: Option<Property<'a>>,
-    arg: Option<Arg<'a>>,
     root: Option<Node<'a>>,
 }
 
@@ -134,10 +134,6 @@ impl<'a> Builder<'a> {
             stack: Vec::with_capacity(8),
             nodes: Vec::with_capacity(4),
             interface: None,
-            method: None,
-            signal: None,
-            property: None,
-            arg: None,
             root: None,
         }
     }
@@ -206,23 +202,34 @@ impl<'a> Builder<'a> {
                     K::Interface
                 }
                 (K::Interface, b"method") => {
-                    self.method(pos, attributes, empty)?;
+                    self.method(pos, attributes)?;
                     K::Method
                 }
                 (K::Interface, b"signal") => {
-                    self.signal(pos, attributes, empty)?;
+                    self.signal(pos, attributes)?;
                     K::Signal
                 }
                 (K::Interface, b"property") => {
-                    self.property(pos, attributes, empty)?;
+                    self.property(pos, attributes)?;
                     K::Property
                 }
                 (K::Method | K::Signal, b"arg") => {
-                    self.arg(pos, attributes, parent == K::Signal, empty)?;
-                    K::Arg
+                    let in_signal = parent == K::Signal;
+                    self.arg(pos, attributes, in_signal)?;
+                    if in_signal {
+                        K::SignalArg
+                    } else {
+                        K::MethodArg
+                    }
                 }
                 (
-                    K::Node | K::Interface | K::Method | K::Signal | K::Property | K::Arg,
+                    K::Node
+                    | K::Interface
+                    | K::Method
+                    | K::Signal
+                    | K::Property
+                    | K::MethodArg
+                    | K::SignalArg,
                     b"annotation",
                 ) => {
                     self.annotation(pos, attributes, parent)?;
@@ -250,27 +257,17 @@ impl<'a> Builder<'a> {
                     self.add_interface(interface);
                 }
             }
-            Some(Kind::Method) => {
-                if let Some(method) = self.method.take() {
-                    self.add_method(method);
-                }
-            }
-            Some(Kind::Signal) => {
-                if let Some(signal) = self.signal.take() {
-                    self.add_signal(signal);
-                }
-            }
-            Some(Kind::Property) => {
-                if let Some(property) = self.property.take() {
-                    self.add_property(property);
-                }
-            }
-            Some(Kind::Arg) => {
-                if let Some(arg) = self.arg.take() {
-                    self.add_arg(arg);
-                }
-            }
-            Some(Kind::Annotation | Kind::Skip) | None => {}
+            // Members and arguments are in their lists already.
+            Some(
+                Kind::Method
+                | Kind::Signal
+                | Kind::Property
+                | Kind::MethodArg
+                | Kind::SignalArg
+                | Kind::Annotation
+                | Kind::Skip,
+            )
+            | None => {}
         }
     }
 
@@ -290,31 +287,14 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn add_method(&mut self, method: Method<'a>) {
-        if let Some(interface) = &mut self.interface {
-            interface.methods.push(method);
-        }
+    /// The open method (the last of the open interface's).
+    fn open_method(&mut self) -> Option<&mut Method<'a>> {
+        self.interface.as_mut()?.methods.last_mut()
     }
 
-    fn add_signal(&mut self, signal: Signal<'a>) {
-        if let Some(interface) = &mut self.interface {
-            interface.signals.push(signal);
-        }
-    }
-
-    fn add_property(&mut self, property: Property<'a>) {
-        if let Some(interface) = &mut self.interface {
-            interface.properties.push(property);
-        }
-    }
-
-    /// An argument goes to the open method or signal (only one of them can be open).
-    fn add_arg(&mut self, arg: Arg<'a>) {
-        if let Some(method) = &mut self.method {
-            push(&mut method.args, arg, 4);
-        } else if let Some(signal) = &mut self.signal {
-            push(&mut signal.args, arg, 4);
-        }
+    /// The open signal (the last of the open interface's).
+    fn open_signal(&mut self) -> Option<&mut Signal<'a>> {
+        self.interface.as_mut()?.signals.last_mut()
     }
 
     fn node(&mut self, pos: usize, attributes: &'a str, is_root: bool, empty: bool) -> Result<()> {
@@ -346,33 +326,29 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn method(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+    fn method(&mut self, pos: usize, attributes: &'a str) -> Result<()> {
         let xml = self.xml;
         let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         let name = required(xml, pos, name, "method", "name")?;
         let method = Method::new(member_name(xml, pos, name)?);
-        if empty {
-            self.add_method(method);
-        } else {
-            self.method = Some(method);
+        if let Some(interface) = &mut self.interface {
+            push(&mut interface.methods, method, 8);
         }
         Ok(())
     }
 
-    fn signal(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+    fn signal(&mut self, pos: usize, attributes: &'a str) -> Result<()> {
         let xml = self.xml;
         let [name] = scan_attributes(xml, pos, attributes, [&NAME])?;
         let name = required(xml, pos, name, "signal", "name")?;
         let signal = Signal::new(member_name(xml, pos, name)?);
-        if empty {
-            self.add_signal(signal);
-        } else {
-            self.signal = Some(signal);
+        if let Some(interface) = &mut self.interface {
+            push(&mut interface.signals, signal, 4);
         }
         Ok(())
     }
 
-    fn property(&mut self, pos: usize, attributes: &'a str, empty: bool) -> Result<()> {
+    fn property(&mut self, pos: usize, attributes: &'a str) -> Result<()> {
         let xml = self.xml;
         let [name, ty, access] = scan_attributes(xml, pos, attributes, [&NAME, &TYPE, &ACCESS])?;
         let name = member_name(xml, pos, required(xml, pos, name, "property", "name")?)?;
@@ -398,15 +374,13 @@ impl<'a> Builder<'a> {
             access,
             annotations: Vec::new(),
         };
-        if empty {
-            self.add_property(property);
-        } else {
-            self.property = Some(property);
+        if let Some(interface) = &mut self.interface {
+            push(&mut interface.properties, property, 8);
         }
         Ok(())
     }
 
-    fn arg(&mut self, pos: usize, attributes: &'a str, in_signal: bool, empty: bool) -> Result<()> {
+    fn arg(&mut self, pos: usize, attributes: &'a str, in_signal: bool) -> Result<()> {
         let xml = self.xml;
         let [name, ty, direction] =
             scan_attributes(xml, pos, attributes, [&NAME, &TYPE, &DIRECTION])?;
@@ -438,10 +412,13 @@ impl<'a> Builder<'a> {
             direction,
             annotations: Vec::new(),
         };
-        if empty {
-            self.add_arg(arg);
+        let args = if in_signal {
+            self.open_signal().map(|s| &mut s.args)
         } else {
-            self.arg = Some(arg);
+            self.open_method().map(|m| &mut m.args)
+        };
+        if let Some(args) = args {
+            push(args, arg, 4);
         }
         Ok(())
     }
@@ -463,10 +440,21 @@ impl<'a> Builder<'a> {
         let list = match parent {
             Kind::Node => self.nodes.last_mut().map(|p| &mut p.annotations),
             Kind::Interface => self.interface.as_mut().map(|p| &mut p.annotations),
-            Kind::Method => self.method.as_mut().map(|p| &mut p.annotations),
-            Kind::Signal => self.signal.as_mut().map(|p| &mut p.annotations),
-            Kind::Property => self.property.as_mut().map(|p| &mut p.annotations),
-            Kind::Arg => self.arg.as_mut().map(|p| &mut p.annotations),
+            Kind::Method => self.open_method().map(|p| &mut p.annotations),
+            Kind::Signal => self.open_signal().map(|p| &mut p.annotations),
+            Kind::Property => self
+                .interface
+                .as_mut()
+                .and_then(|i| i.properties.last_mut())
+                .map(|p| &mut p.annotations),
+            Kind::MethodArg => self
+                .open_method()
+                .and_then(|m| m.args.last_mut())
+                .map(|p| &mut p.annotations),
+            Kind::SignalArg => self
+                .open_signal()
+                .and_then(|s| s.args.last_mut())
+                .map(|p| &mut p.annotations),
             Kind::Annotation | Kind::Skip => None,
         };
         if let Some(list) = list {
@@ -1091,6 +1079,36 @@ mod tests {
         let node = parse(xml).unwrap();
         let name = node.interfaces[0].name.as_str();
         assert!(borrow_from(xml, name).is_some());
+    }
+
+    #[test]
+    fn annotations_go_to_the_open_element() {
+        let xml = r#"<node><interface name="a.b">
+            <method name="M1"><arg type="s" direction="in"><annotation name="x" value="arg1"/></arg>
+              <annotation name="x" value="m1"/><arg type="u" direction="out"/></method>
+            <method name="M2"><x><annotation name="x" value="skipped"/></x>
+              <annotation name="x" value="m2"/></method>
+            <signal name="S"><arg type="s"/><arg type="i"><annotation name="x" value="sarg"/></arg>
+              <annotation name="x" value="s"/></signal>
+            <property name="P" type="s" access="read"><annotation name="x" value="p"/></property>
+            <property name="Q" type="s" access="write"/>
+            <annotation name="x" value="i"/></interface></node>"#;
+        let node = parse(xml).unwrap();
+        let i = &node.interfaces[0];
+        let values =
+            |v: &[Annotation<'_>]| v.iter().map(|a| a.value.to_string()).collect::<Vec<_>>();
+        assert_eq!(values(&i.annotations), ["i"]);
+        assert_eq!(values(&i.methods[0].annotations), ["m1"]);
+        assert_eq!(values(&i.methods[0].args[0].annotations), ["arg1"]);
+        assert!(i.methods[0].args[1].annotations.is_empty());
+        assert_eq!(i.methods[0].args.len(), 2);
+        assert_eq!(values(&i.methods[1].annotations), ["m2"]);
+        assert!(i.methods[1].args.is_empty());
+        assert_eq!(values(&i.signals[0].annotations), ["s"]);
+        assert!(i.signals[0].args[0].annotations.is_empty());
+        assert_eq!(values(&i.signals[0].args[1].annotations), ["sarg"]);
+        assert_eq!(values(&i.properties[0].annotations), ["p"]);
+        assert!(i.properties[1].annotations.is_empty());
     }
 
     #[test]
