@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 const SYSTEMD_MANAGER: &str =
     include_str!("../../wire/testdata/introspection/org.freedesktop.systemd1.Manager.xml");
@@ -103,6 +103,11 @@ fn benchmarks(c: &mut Criterion) {
             fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER)).expect("parse")
         })
     });
+    // Not a parser: quick-xml's reader handing out every event of the document with nothing
+    // done on them, the floor under fastbus's parser (which takes its events from it).
+    group.bench_function("quick_xml_events_only", |b| {
+        b.iter(|| quick_xml_events(black_box(SYSTEMD_MANAGER)))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("introspection_write_systemd_manager");
@@ -117,5 +122,105 @@ fn benchmarks(c: &mut Criterion) {
     group.finish();
 }
 
+/// quick-xml's reader over `xml` with the configuration fastbus's parser uses, every event
+/// read and dropped; returns the number of events (so the loop cannot be optimized away).
+fn quick_xml_events(xml: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    reader.config_mut().trim_text(true);
+    let mut events = 0;
+    loop {
+        match reader.read_event().expect("well-formed") {
+            quick_xml::events::Event::Eof => return events,
+            event => {
+                black_box(&event);
+                events += 1;
+            }
+        }
+    }
+}
+
+/// One parse of the systemd Manager document by `op` (`fastbus`, `zbus` or `events`).
+fn run_op(op: &str) {
+    match op {
+        "fastbus" => {
+            black_box(
+                fastbus_wire::introspection::Node::from_xml(black_box(SYSTEMD_MANAGER))
+                    .expect("parse"),
+            );
+        }
+        "zbus" => {
+            black_box(zbus_xml::Node::try_from(black_box(SYSTEMD_MANAGER)).expect("parse"));
+        }
+        "events" => {
+            black_box(quick_xml_events(black_box(SYSTEMD_MANAGER)));
+        }
+        other => panic!("unknown FASTBUS_XML_OP {other:?} (fastbus, zbus, events, interleaved)"),
+    }
+}
+
+/// `FASTBUS_XML_OP=<op>[:<count>]` runs only `<op>` (`fastbus`, `zbus` or `events`) `count`
+/// times (default 20) and exits, for instruction counts under
+/// `valgrind --tool=callgrind` without criterion's own work in the profile.
+///
+/// `FASTBUS_XML_OP=interleaved[:<rounds>]` (default 200) instead times the three parsers in
+/// turns, a batch of 20 parses each per round, and prints each one's median batch and the
+/// median of the per-round ratios: on a loaded machine the load changes between criterion's
+/// groups, but hardly within one round.
+fn count_instructions(spec: &str) {
+    let (op, count) = spec.split_once(':').unwrap_or((spec, ""));
+    if op == "interleaved" {
+        let rounds: usize = if count.is_empty() {
+            200
+        } else {
+            count.parse().expect("rounds")
+        };
+        return interleaved(rounds);
+    }
+    let count: usize = if count.is_empty() {
+        20
+    } else {
+        count.parse().expect("count")
+    };
+    for _ in 0..count {
+        run_op(op);
+    }
+}
+
+fn interleaved(rounds: usize) {
+    const OPS: [&str; 3] = ["zbus", "fastbus", "events"];
+    const BATCH: u32 = 20;
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut times: [Vec<f64>; 3] = Default::default();
+    let mut ratios: [Vec<f64>; 2] = Default::default();
+    for _ in 0..rounds.max(1) {
+        let mut round = [0.0; 3];
+        for (k, op) in OPS.iter().enumerate() {
+            let start = std::time::Instant::now();
+            for _ in 0..BATCH {
+                run_op(op);
+            }
+            round[k] = start.elapsed().as_secs_f64() * 1e6 / f64::from(BATCH);
+            times[k].push(round[k]);
+        }
+        ratios[0].push(round[0] / round[1]);
+        ratios[1].push(round[0] / round[2]);
+    }
+    for (k, op) in OPS.iter().enumerate() {
+        println!("{op:>8}: median {:.1} µs per parse", median(&mut times[k]));
+    }
+    println!("zbus / fastbus: median ratio {:.2}", median(&mut ratios[0]));
+    println!("zbus / events:  median ratio {:.2}", median(&mut ratios[1]));
+}
+
 criterion_group!(benches, benchmarks);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("FASTBUS_XML_OP") {
+        return count_instructions(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
