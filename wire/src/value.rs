@@ -551,26 +551,25 @@ fn encode_conforming(enc: &mut Encoder, v: &Value) -> Result<()> {
         Value::Signature(s) => enc.put_signature_bytes(s.as_bytes()),
         Value::Variant(inner) => inner.encode(enc)?,
         Value::Array(a) => {
+            // `Array::new` and `Dict::new` checked every element against the element types
+            // (and the decoder builds only conforming ones): no second check per element.
             let elem = a.element_signature.as_bytes();
             enc.array(alignment(elem[0]), |enc| {
                 a.items
                     .iter()
-                    .try_for_each(|item| encode_value(enc, item, elem))
+                    .try_for_each(|item| encode_conforming(enc, item))
             })?
         }
-        Value::Dict(d) => {
-            let (k, val) = (d.key_signature.as_bytes(), d.value_signature.as_bytes());
-            enc.array(8, |enc| {
-                for (key, value) in &d.entries {
-                    enc.align(8);
-                    enc.enter()?;
-                    encode_value(enc, key, k)?;
-                    encode_value(enc, value, val)?;
-                    enc.leave();
-                }
-                Ok(())
-            })?
-        }
+        Value::Dict(d) => enc.array(8, |enc| {
+            for (key, value) in &d.entries {
+                enc.align(8);
+                enc.enter()?;
+                encode_conforming(enc, key)?;
+                encode_conforming(enc, value)?;
+                enc.leave();
+            }
+            Ok(())
+        })?,
         Value::Struct(fields) => {
             if fields.is_empty() {
                 return Err(Error::new(ErrorKind::StructHasNoFields));
