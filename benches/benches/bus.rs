@@ -162,37 +162,38 @@ impl Raw {
             self.call.clone(),
             self.reply_len,
         );
-        let (c, elapsed) = rt.block_on(async move {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; rl];
-                let t = Instant::now();
-                for _ in 0..iters {
-                    c.write_all(&cb).await.expect("write");
-                    c.read_exact(&mut buf).await.expect("read");
-                }
-                (c, t.elapsed())
-            })
-            .await
-            .expect("task")
+        let (c, elapsed) = in_task(rt, async move {
+            let mut buf = vec![0u8; rl];
+            let t = Instant::now();
+            for _ in 0..iters {
+                c.write_all(&cb).await.expect("write");
+                c.read_exact(&mut buf).await.expect("read");
+            }
+            (c, t.elapsed())
         });
         self.client = Some(c);
         elapsed
     }
 }
 
+/// Runs `fut` as a task on `rt` (client loops run as tasks, as the fastbus client's do) and
+/// returns its output.
+fn in_task<T: Send + 'static>(
+    rt: &Runtime,
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    rt.block_on(async move { tokio::spawn(fut).await.expect("task") })
+}
+
 /// `iters` sequential calls of a clone of `msg` (peer-to-peer: one prebuilt call).
 fn p2p_calls(rt: &Runtime, client: &MessageBus, msg: &Message, iters: u64) -> Duration {
     let (client, msg) = (client.clone(), msg.clone());
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let t = Instant::now();
-            for _ in 0..iters {
-                client.call(msg.clone()).await.expect("call");
-            }
-            t.elapsed()
-        })
-        .await
-        .expect("task")
+    in_task(rt, async move {
+        let t = Instant::now();
+        for _ in 0..iters {
+            client.call(msg.clone()).await.expect("call");
+        }
+        t.elapsed()
     })
 }
 
@@ -384,16 +385,12 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let client = client.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let t = Instant::now();
-            for _ in 0..iters {
-                call(client.clone()).await;
-            }
-            t.elapsed()
-        })
-        .await
-        .expect("task")
+    in_task(rt, async move {
+        let t = Instant::now();
+        for _ in 0..iters {
+            call(client.clone()).await;
+        }
+        t.elapsed()
     })
 }
 
@@ -404,20 +401,19 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let client = client.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let t = Instant::now();
-            for _ in 0..iters {
-                let mut set = tokio::task::JoinSet::new();
-                for _ in 0..IN_FLIGHT {
-                    set.spawn(call(client.clone()));
-                }
-                while set.join_next().await.is_some() {}
+    in_task(rt, async move {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..IN_FLIGHT {
+                set.spawn(call(client.clone()));
             }
-            t.elapsed()
-        })
-        .await
-        .expect("task")
+            // A call that failed (its task panicked) fails the bench instead of passing as done.
+            while let Some(r) = set.join_next().await {
+                r.expect("call task");
+            }
+        }
+        t.elapsed()
     })
 }
 

@@ -945,32 +945,33 @@ fn match_rules_bench(c: &mut Criterion) {
     }
     g.finish();
     if ran {
+        // One interleaved comparison of two (daemon, subscriber) pairs; both subscribers are
+        // checked afterwards.
+        let compare =
+            |label: String, (a, sa): (&Bus, &Arc<OneByOne>), (b, sb): (&Bus, &Arc<OneByOne>)| {
+                interleaved(
+                    &label,
+                    one_by_one_side(&rt, a, sa),
+                    one_by_one_side(&rt, b, sb),
+                );
+                sa.check();
+                sb.check();
+            };
         for (((p, l), sp), sl) in plain.iter().zip(&loaded).zip(&sp).zip(&sl) {
-            interleaved(
-                &format!("{group}/{}: {UNRELATED_RULES} rules / 0 rules", p.name),
-                one_by_one_side(&rt, p, sp),
-                one_by_one_side(&rt, l, sl),
+            compare(
+                format!("{group}/{}: {UNRELATED_RULES} rules / 0 rules", p.name),
+                (p, sp),
+                (l, sl),
             );
-            sp.check();
-            sl.check();
         }
-        if let ([tb, dd], [ts, ds]) = (&plain[..], &sp[..]) {
-            interleaved(
-                &format!("{group}/0: dbus-daemon / testbus"),
-                one_by_one_side(&rt, tb, ts),
-                one_by_one_side(&rt, dd, ds),
-            );
-            ts.check();
-            ds.check();
-        }
-        if let ([tb, dd], [ts, ds]) = (&loaded[..], &sl[..]) {
-            interleaved(
-                &format!("{group}/{UNRELATED_RULES}: dbus-daemon / testbus"),
-                one_by_one_side(&rt, tb, ts),
-                one_by_one_side(&rt, dd, ds),
-            );
-            ts.check();
-            ds.check();
+        for (rules, buses, setups) in [(0, &plain, &sp), (UNRELATED_RULES, &loaded, &sl)] {
+            if let ([tb, dd], [ts, ds]) = (&buses[..], &setups[..]) {
+                compare(
+                    format!("{group}/{rules}: dbus-daemon / testbus"),
+                    (tb, ts),
+                    (dd, ds),
+                );
+            }
         }
     }
     drop(holders);

@@ -44,6 +44,16 @@ mod validate;
 mod value;
 mod value_ref;
 
+/// How many cases the unit-test proptests run: `default`, or `FASTBUS_PROPTEST_CASES` when set
+/// (CI and long runs raise it).
+#[cfg(test)]
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("FASTBUS_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub use codec::{
     Decode, Decoder, Encode, Encoder, Endian, Fd, MAX_ARRAY_LEN, Variant, from_bytes, to_bytes,
 };

@@ -1777,14 +1777,6 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// Modest by default; `FASTBUS_PROPTEST_CASES=100000` for a long run.
-        fn cases() -> u32 {
-            std::env::var("FASTBUS_PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(256)
-        }
-
         fn bus_name() -> impl Strategy<Value = String> {
             prop_oneof![
                 "[a-zA-Z_-][a-zA-Z0-9_-]{0,5}(\\.[a-zA-Z_-][a-zA-Z0-9_-]{0,5}){1,3}",
@@ -1852,7 +1844,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(cases()))]
+            #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
             #[test]
             fn parse_display_round_trips(rule in rule()) {

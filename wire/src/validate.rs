@@ -535,15 +535,8 @@ mod tests {
         }
     }
 
-    fn cases() -> u32 {
-        std::env::var("FASTBUS_PROPTEST_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(512)
-    }
-
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(cases()))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(512)))]
 
         /// Random bytes (mostly small values, so that lengths fit) against each sample
         /// signature.

@@ -1267,14 +1267,6 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        /// Modest by default; `FASTBUS_PROPTEST_CASES=100000` for a long run.
-        fn cases() -> u32 {
-            std::env::var("FASTBUS_PROPTEST_CASES")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(256)
-        }
-
         fn attribute() -> impl Strategy<Value = String> {
             let name = prop_oneof![
                 Just("name".to_owned()),
@@ -1292,7 +1284,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(cases()))]
+            #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(256)))]
 
             /// Wherever the fast path answers, it answers what the slow path does.
             #[test]
