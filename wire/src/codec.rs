@@ -178,6 +178,12 @@ impl Encoder {
         self.buf.extend_from_slice(&[0]);
     }
 
+    /// Make room for `n` more bytes.
+    #[inline]
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.buf.reserve(n);
+    }
+
     /// Write raw bytes with no alignment (for bulk arrays).
     #[inline]
     pub fn put_bytes(&mut self, b: &[u8]) {

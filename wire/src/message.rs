@@ -14,6 +14,7 @@
 //! (<https://dbus.freedesktop.org/doc/dbus-specification.html#message-protocol-messages>).
 
 use std::fmt;
+use std::ops::Range;
 #[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 #[cfg(unix)]
@@ -270,6 +271,11 @@ pub struct Message {
 
 /// A string field's place in [`Message::strings`]: start and length.
 type Span = (u32, u32);
+
+/// The first capacity of a [`MessageBuilder`]'s buffer, which holds the string fields and the
+/// body: enough for the names and the body of most messages (a `PropertiesChanged` signal with
+/// a few properties), so they cost one allocation; bigger bodies grow it.
+const BUILDER_CAPACITY: usize = 512;
 
 /// The string fields, in the order they are written.
 const STRING_FIELDS: [HeaderField; 7] = [
@@ -708,12 +714,12 @@ impl Message {
     fn header_len(&self) -> usize {
         let mut pos = FIXED_HEADER_LEN;
         for code in STRING_FIELDS {
-            if let Some(s) = self.field_bytes(code) {
+            if let Some((_, len)) = self.spans[usize::from(code.0)] {
                 pos = round8(pos) + 4;
                 pos += if code == HeaderField::SIGNATURE {
-                    s.len() + 2
+                    len as usize + 2
                 } else {
-                    4 + s.len() + 1
+                    4 + len as usize + 1
                 };
             }
         }
@@ -1151,8 +1157,12 @@ impl fmt::Debug for Message {
 #[derive(Debug)]
 pub struct MessageBuilder {
     msg: Message,
-    /// The string fields being set; `msg.spans` point into it until `build` freezes it.
-    strings: BytesMut,
+    /// The string fields and the body, in the order they were set: `msg.spans` and `body`
+    /// point into it until `build` freezes it. One buffer, so a message costs one allocation
+    /// for all of them (and one reference count when it is dropped).
+    buf: BytesMut,
+    /// Where the body lies in `buf`.
+    body: Range<usize>,
     error: Option<Error>,
 }
 
@@ -1160,7 +1170,9 @@ impl MessageBuilder {
     fn new(msg_type: MessageType) -> Self {
         Self {
             msg: Message::empty(msg_type),
-            strings: BytesMut::with_capacity(128),
+            // Room for the names and a small body: most messages need no second allocation.
+            buf: BytesMut::with_capacity(BUILDER_CAPACITY),
+            body: 0..0,
             error: None,
         }
     }
@@ -1172,7 +1184,7 @@ impl MessageBuilder {
             b.error =
                 Some(Error::new(ErrorKind::BadSerial).detail("replying to a call with serial 0"));
         }
-        if let Some(sender) = call.field(HeaderField::SENDER) {
+        if let Some(sender) = call.field_bytes(HeaderField::SENDER) {
             b.put_field(HeaderField::DESTINATION, sender);
         }
         b
@@ -1182,53 +1194,58 @@ impl MessageBuilder {
         self.error.get_or_insert(e);
     }
 
-    fn put_field(&mut self, code: HeaderField, value: &str) {
-        self.msg.spans[code.0 as usize] = Some((self.strings.len() as u32, value.len() as u32));
-        self.strings.extend_from_slice(value.as_bytes());
+    fn put_field(&mut self, code: HeaderField, value: &[u8]) {
+        self.msg.spans[code.0 as usize] = Some((self.buf.len() as u32, value.len() as u32));
+        self.buf.extend_from_slice(value);
     }
 
-    fn string_field(mut self, code: HeaderField, value: &str, check: NameCheck) -> Self {
+    fn string_field(&mut self, code: HeaderField, value: &str, check: NameCheck) {
         match check(value) {
-            Ok(()) => self.put_field(code, value),
+            Ok(()) => self.put_field(code, value.as_bytes()),
             Err(e) => self.fail(e.within(format_args!("{} field", code.name()))),
         }
-        self
     }
 
     fn signature(&self) -> Signature<'_> {
         let sig = self.msg.spans[8]
-            .and_then(|(start, len)| self.strings.get(start as usize..(start + len) as usize));
+            .and_then(|(start, len)| self.buf.get(start as usize..(start + len) as usize));
         Signature::from_checked(text(sig.unwrap_or_default()))
     }
 
     /// Set PATH.
-    pub fn path(self, path: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::PATH, path.as_ref(), check_object_path)
+    pub fn path(mut self, path: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::PATH, path.as_ref(), check_object_path);
+        self
     }
 
     /// Set INTERFACE.
-    pub fn interface(self, interface: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::INTERFACE, interface.as_ref(), check_interface)
+    pub fn interface(mut self, interface: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::INTERFACE, interface.as_ref(), check_interface);
+        self
     }
 
     /// Set MEMBER.
-    pub fn member(self, member: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::MEMBER, member.as_ref(), check_member)
+    pub fn member(mut self, member: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::MEMBER, member.as_ref(), check_member);
+        self
     }
 
     /// Set ERROR_NAME.
-    pub fn error_name(self, name: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::ERROR_NAME, name.as_ref(), check_error_name)
+    pub fn error_name(mut self, name: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::ERROR_NAME, name.as_ref(), check_error_name);
+        self
     }
 
     /// Set DESTINATION.
-    pub fn destination(self, name: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::DESTINATION, name.as_ref(), check_bus_name)
+    pub fn destination(mut self, name: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::DESTINATION, name.as_ref(), check_bus_name);
+        self
     }
 
     /// Set SENDER (a bus sets this; clients normally do not).
-    pub fn sender(self, name: impl AsRef<str>) -> Self {
-        self.string_field(HeaderField::SENDER, name.as_ref(), check_bus_name)
+    pub fn sender(mut self, name: impl AsRef<str>) -> Self {
+        self.string_field(HeaderField::SENDER, name.as_ref(), check_bus_name);
+        self
     }
 
     /// Set REPLY_SERIAL.
@@ -1259,15 +1276,13 @@ impl MessageBuilder {
     /// Set the byte order. A body given already (as [`Message::error`] gives one) is encoded
     /// again in the new order.
     pub fn endian(mut self, endian: Endian) -> Self {
-        if endian != self.msg.endian && !self.msg.body.is_empty() {
-            let mut dec = Decoder::new(&self.msg.body, self.msg.endian, u32::MAX);
-            let mut enc = Encoder::new(endian);
-            let r = Value::decode_all(&mut dec, &self.signature())
-                .and_then(|values| Value::encode_all(&mut enc, &values));
-            match r {
-                Ok(()) => self.msg.body = enc.into_inner().freeze(),
-                Err(e) => self.fail(e.within("body")),
-            }
+        if endian != self.msg.endian && !self.body.is_empty() {
+            let body = self.buf.get(self.body.clone()).unwrap_or_default();
+            let mut dec = Decoder::new(body, self.msg.endian, u32::MAX);
+            let values = Value::decode_all(&mut dec, &self.signature());
+            let mut enc = self.body_encoder(endian);
+            let r = values.and_then(|values| Value::encode_all(&mut enc, &values));
+            self.finish_body(enc, r);
         }
         self.msg.endian = endian;
         self
@@ -1299,14 +1314,13 @@ impl MessageBuilder {
             self.fail(e.within("body signature"));
             return self;
         }
-        // Most bodies are small: one allocation instead of a series of doublings.
-        let mut enc = Encoder::with_capacity(self.msg.endian, 128);
+        let mut enc = self.body_encoder(self.msg.endian);
         if argument_list {
             enc = enc.for_argument_list();
         }
-        match args.encode(&mut enc) {
-            Ok(()) => self.set_body(sig, enc),
-            Err(e) => self.fail(e.within("body")),
+        let r = args.encode(&mut enc);
+        if self.finish_body(enc, r) {
+            self.set_signature(sig);
         }
         self
     }
@@ -1318,7 +1332,7 @@ impl MessageBuilder {
             self.fail(e.within("body signature"));
             return self;
         }
-        let mut enc = Encoder::new(self.msg.endian);
+        let mut enc = self.body_encoder(self.msg.endian);
         let mut r = Ok(());
         let bytes = sig.as_bytes();
         let mut i = 0;
@@ -1327,19 +1341,43 @@ impl MessageBuilder {
             r = r.and_then(|()| encode_value(&mut enc, v, &bytes[i..end]));
             i = end;
         }
-        match r {
-            Ok(()) => self.set_body(bytes, enc),
-            Err(e) => self.fail(e.within("body")),
+        if self.finish_body(enc, r) {
+            self.set_signature(bytes);
         }
         self
     }
 
-    fn set_body(&mut self, sig: &[u8], enc: Encoder) {
+    /// An encoder that writes a body at the end of the builder's buffer (alignment counts from
+    /// there); [`MessageBuilder::finish_body`] takes the buffer back.
+    fn body_encoder(&mut self, endian: Endian) -> Encoder {
+        Encoder::append_to(std::mem::take(&mut self.buf), endian)
+    }
+
+    /// Take back the buffer from `enc`: on success what it wrote is the body (a body set before
+    /// stays in the buffer, unused); on failure it is cut off and the error kept. Whether it
+    /// succeeded.
+    fn finish_body(&mut self, enc: Encoder, r: Result<()>) -> bool {
+        let body_len = enc.len();
+        self.buf = enc.into_inner();
+        let start = self.buf.len() - body_len;
+        match r {
+            Ok(()) => {
+                self.body = start..self.buf.len();
+                true
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                self.fail(e.within("body"));
+                false
+            }
+        }
+    }
+
+    fn set_signature(&mut self, sig: &[u8]) {
         match sig {
             [] => self.msg.spans[8] = None,
-            _ => self.put_field(HeaderField::SIGNATURE, text(sig)),
+            _ => self.put_field(HeaderField::SIGNATURE, sig),
         }
-        self.msg.body = enc.into_inner().freeze();
     }
 
     /// Attach file descriptors; UNIX_FDS is set to their number.
@@ -1362,7 +1400,9 @@ impl MessageBuilder {
         if self.msg.msg_type.0 == 0 {
             return Err(Error::new(ErrorKind::BadMessageType));
         }
-        self.msg.strings = self.strings.freeze();
+        let buf = self.buf.freeze();
+        self.msg.body = buf.slice(self.body);
+        self.msg.strings = buf;
         self.msg.check_required()?;
         Ok(self.msg)
     }
@@ -1381,6 +1421,47 @@ mod tests {
             .body(&("hi", 42u32, true))
             .build()
             .unwrap()
+    }
+
+    /// The builder keeps names and body in one buffer: fields set before and after the body,
+    /// a body replaced, re-encoded for another byte order, or bigger than the first capacity,
+    /// all come out as set; a body that fails to encode leaves the error for `build`.
+    #[test]
+    fn builder_fields_and_body_in_any_order() {
+        let long = "x".repeat(3 * BUILDER_CAPACITY);
+        for endian in [Endian::Little, Endian::Big] {
+            for text in ["second", long.as_str()] {
+                let msg = Message::method_call("/a", "M")
+                    .body(&("first", 1u32))
+                    .destination("org.example.Dest")
+                    .endian(endian)
+                    .interface("org.example.I")
+                    .body(&(text, vec![1u8, 2, 3]))
+                    .endian(Endian::Little)
+                    .endian(endian)
+                    .serial(9)
+                    .build()
+                    .unwrap();
+                let back = Message::decode(Bytes::from(msg.encode().unwrap())).unwrap();
+                assert_eq!(back, msg);
+                assert_eq!(back.endian(), endian);
+                assert_eq!(back.path().unwrap().as_str(), "/a");
+                assert_eq!(back.member().unwrap().as_str(), "M");
+                assert_eq!(back.destination().unwrap().as_str(), "org.example.Dest");
+                assert_eq!(back.interface().unwrap().as_str(), "org.example.I");
+                assert_eq!(back.signature().as_str(), "say");
+                let (s, v): (&str, Vec<u8>) = back.body().unwrap();
+                assert_eq!((s, v), (text, vec![1, 2, 3]));
+            }
+            let e = Message::method_call("/a", "M")
+                .endian(endian)
+                .body(&("nul\0inside",))
+                .interface("org.example.I")
+                .serial(1)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::StringContainsNul);
+        }
     }
 
     /// The borrowed dynamic body reads what the owned one reads, in both byte orders; its

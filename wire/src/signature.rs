@@ -22,6 +22,62 @@ pub const MAX_STRUCT_DEPTH: u32 = 32;
 /// The deepest total nesting of containers, variants included.
 pub const MAX_TOTAL_DEPTH: u32 = 64;
 
+/// Where a dynamic value ([`crate::Value`], [`crate::ValueRef`]) writes its signature: a
+/// `String` when the signature is asked for, a [`SigBuf`] on the stack while encoding.
+pub(crate) trait SigWriter {
+    /// Append type codes (ASCII).
+    fn put(&mut self, codes: &[u8]);
+}
+
+impl SigWriter for String {
+    fn put(&mut self, codes: &[u8]) {
+        codes.iter().for_each(|&c| self.push(char::from(c)));
+    }
+}
+
+/// A variant's signature written on the stack while its value is encoded (no allocation); it
+/// notes when the signature runs past the 255 bytes a signature may have, which a value built
+/// by hand (a struct of 300 fields) can.
+pub(crate) struct SigBuf {
+    codes: [u8; MAX_SIGNATURE_LEN],
+    len: usize,
+    too_long: bool,
+}
+
+impl SigBuf {
+    pub(crate) fn new() -> Self {
+        Self {
+            codes: [0; MAX_SIGNATURE_LEN],
+            len: 0,
+            too_long: false,
+        }
+    }
+
+    /// The codes written.
+    ///
+    /// # Errors
+    /// [`ErrorKind::SignatureTooLong`] when more than 255 bytes were written.
+    pub(crate) fn codes(&self) -> Result<&[u8]> {
+        match self.too_long {
+            false => Ok(&self.codes[..self.len]),
+            true => Err(Error::new(ErrorKind::SignatureTooLong).detail("variant to encode")),
+        }
+    }
+}
+
+impl SigWriter for SigBuf {
+    fn put(&mut self, codes: &[u8]) {
+        let end = self.len + codes.len();
+        match self.codes.get_mut(self.len..end) {
+            Some(dst) => {
+                dst.copy_from_slice(codes);
+                self.len = end;
+            }
+            None => self.too_long = true,
+        }
+    }
+}
+
 pub(crate) fn is_basic(c: u8) -> bool {
     matches!(
         c,

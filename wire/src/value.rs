@@ -10,7 +10,7 @@ use std::fmt;
 use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd, capacity_hint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::ObjectPath;
-use crate::signature::{ConstSignature, Signature, Type};
+use crate::signature::{ConstSignature, SigBuf, SigWriter, Signature, Type};
 
 /// Any D-Bus value, owned.
 #[derive(Clone, Debug, PartialEq)]
@@ -555,6 +555,17 @@ fn encode_conforming(enc: &mut Encoder, v: &Value) -> Result<()> {
             // (and the decoder builds only conforming ones): no second check per element.
             let elem = a.element_signature.as_bytes();
             enc.array(alignment(elem[0]), |enc| {
+                if elem == b"y" {
+                    // Bytes (a UUID, a MAC address) in one loop, not one call per byte.
+                    enc.reserve(a.items.len());
+                    for item in &a.items {
+                        match item {
+                            Value::Byte(b) => enc.put_u8(*b),
+                            other => encode_conforming(enc, other)?,
+                        }
+                    }
+                    return Ok(());
+                }
                 a.items
                     .iter()
                     .try_for_each(|item| encode_conforming(enc, item))
@@ -604,25 +615,25 @@ impl Value {
         })
     }
 
-    fn write_signature(&self, out: &mut String) {
+    fn write_signature(&self, out: &mut impl SigWriter) {
         if let Some(c) = self.basic_code() {
-            return out.push(c as char);
+            return out.put(&[c]);
         }
         match self {
             Value::Array(a) => {
-                out.push('a');
-                out.push_str(a.element_signature.as_str());
+                out.put(b"a");
+                out.put(a.element_signature.as_bytes());
             }
             Value::Dict(d) => {
-                out.push_str("a{");
-                out.push_str(d.key_signature.as_str());
-                out.push_str(d.value_signature.as_str());
-                out.push('}');
+                out.put(b"a{");
+                out.put(d.key_signature.as_bytes());
+                out.put(d.value_signature.as_bytes());
+                out.put(b"}");
             }
             Value::Struct(fields) => {
-                out.push('(');
+                out.put(b"(");
                 fields.iter().for_each(|f| f.write_signature(out));
-                out.push(')');
+                out.put(b")");
             }
             _ => {}
         }
@@ -720,7 +731,11 @@ impl Encode for Value {
     fn encode(&self, enc: &mut Encoder) -> Result<()> {
         match self.basic_code() {
             Some(c) => enc.put_signature_bytes(&[c]),
-            None => enc.put_signature_bytes(self.signature().as_bytes()),
+            None => {
+                let mut sig = SigBuf::new();
+                self.write_signature(&mut sig);
+                enc.put_signature_bytes(sig.codes()?);
+            }
         }
         enc.enter()?;
         encode_conforming(enc, self)?;
@@ -867,6 +882,38 @@ mod tests {
             sample().to_string(),
             "(\"hi\", {\"a\": <uint32 7>, \"b\": <(1, \"x\")>}, @ax [], objectpath '/a/b', 1.5)"
         );
+    }
+
+    /// A variant's signature is written on the stack: up to 255 bytes it round-trips, past
+    /// that encoding fails (it used to write a wrapped length byte and a corrupt message).
+    #[test]
+    fn variant_signature_limit_at_encode() {
+        let fields = |n| Value::Struct(vec![Value::Byte(1); n]);
+        for endian in [Endian::Little, Endian::Big] {
+            let v = fields(253);
+            assert_eq!(v.signature().len(), 255);
+            let bytes = to_bytes(&v, endian).unwrap();
+            assert_eq!(from_bytes::<Value>(&bytes, endian, 0).unwrap(), v);
+            let e = to_bytes(&fields(254), endian).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::SignatureTooLong);
+        }
+    }
+
+    /// Byte arrays take their own loop at encode: same bytes as the element-by-element path
+    /// of other arrays, in both orders.
+    #[test]
+    fn byte_array_encodes_like_any_array() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let v =
+            Value::Array(Array::new(sig("y"), bytes.iter().map(|&b| b.into()).collect()).unwrap());
+        for endian in [Endian::Little, Endian::Big] {
+            let mut enc = Encoder::new(endian);
+            enc.put_signature_bytes(b"ay");
+            bytes.encode(&mut enc).unwrap();
+            assert_eq!(to_bytes(&v, endian).unwrap(), enc.into_inner());
+            let back: Value = from_bytes(&to_bytes(&v, endian).unwrap(), endian, 0).unwrap();
+            assert_eq!(back, v);
+        }
     }
 
     #[test]

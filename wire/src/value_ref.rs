@@ -12,7 +12,7 @@ use std::fmt;
 use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd, capacity_hint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::ObjectPath;
-use crate::signature::{ConstSignature, Signature, Type, is_basic};
+use crate::signature::{ConstSignature, SigBuf, SigWriter, Signature, Type, is_basic};
 use crate::value::{Array, Dict, Value, alignment, bulk_size, type_end};
 
 /// Any D-Bus value, borrowing from the bytes it was decoded from.
@@ -570,25 +570,25 @@ impl<'a> ValueRef<'a> {
         })
     }
 
-    fn write_signature(&self, out: &mut String) {
+    fn write_signature(&self, out: &mut impl SigWriter) {
         if let Some(c) = self.basic_code() {
-            return out.push(c as char);
+            return out.put(&[c]);
         }
         match self {
             ValueRef::Array(a) => {
-                out.push('a');
-                out.push_str(a.element_signature.as_str());
+                out.put(b"a");
+                out.put(a.element_signature.as_bytes());
             }
             ValueRef::Dict(d) => {
-                out.push_str("a{");
-                out.push(d.key_code as char);
-                out.push_str(d.value_signature.as_str());
-                out.push('}');
+                out.put(b"a{");
+                out.put(&[d.key_code]);
+                out.put(d.value_signature.as_bytes());
+                out.put(b"}");
             }
             ValueRef::Struct(fields) => {
-                out.push('(');
+                out.put(b"(");
                 fields.iter().for_each(|f| f.write_signature(out));
-                out.push(')');
+                out.put(b")");
             }
             _ => {}
         }
@@ -778,7 +778,11 @@ impl Encode for ValueRef<'_> {
     fn encode(&self, enc: &mut Encoder) -> Result<()> {
         match self.basic_code() {
             Some(c) => enc.put_signature_bytes(&[c]),
-            None => enc.put_signature_bytes(self.signature().as_bytes()),
+            None => {
+                let mut sig = SigBuf::new();
+                self.write_signature(&mut sig);
+                enc.put_signature_bytes(sig.codes()?);
+            }
         }
         enc.enter()?;
         encode_conforming(enc, self)?;
@@ -919,6 +923,17 @@ mod tests {
             Value::Array(Array::new(sig("x"), vec![Value::I64(-5), Value::I64(9)]).unwrap()),
             Value::from(ObjectPath::new("/a/b").unwrap()),
         ])
+    }
+
+    /// As for `Value`: a variant signature past 255 bytes is refused at encode.
+    #[test]
+    fn variant_signature_limit_at_encode() {
+        let fields = |n| ValueRef::Struct(vec![ValueRef::Byte(1); n]);
+        for endian in [Endian::Little, Endian::Big] {
+            assert!(to_bytes(&fields(253), endian).is_ok());
+            let e = to_bytes(&fields(254), endian).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::SignatureTooLong);
+        }
     }
 
     #[test]
