@@ -692,7 +692,12 @@ impl Message {
             if len + self.body.len() > MAX_MESSAGE_LEN {
                 return Err(Error::new(ErrorKind::MessageTooLong));
             }
-            out.reserve(len + then);
+            if out.capacity() == 0 {
+                // A fresh buffer: allocating it is cheaper than growing an empty one.
+                *out = BytesMut::with_capacity(len + then);
+            } else {
+                out.reserve(len + then);
+            }
             out.resize(origin + len, 0);
             self.write_known_header(&mut out[origin..]);
             return Ok(());
@@ -841,12 +846,8 @@ impl Message {
     /// # Errors
     /// As [`Message::encode_into`].
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let header = if self.unknown_fields.is_empty() {
-            self.header_len()
-        } else {
-            256
-        };
-        let mut out = BytesMut::with_capacity(header + self.body.len());
+        // `encode_into` allocates room for header and body at once.
+        let mut out = BytesMut::new();
         self.encode_into(&mut out)?;
         Ok(out.into())
     }
