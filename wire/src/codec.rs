@@ -173,6 +173,10 @@ impl Encoder {
     /// Write a SIGNATURE: one length byte, the codes, NUL. The caller guarantees validity.
     #[inline]
     pub fn put_signature_bytes(&mut self, s: &[u8]) {
+        if let &[code] = s {
+            // A variant of a basic type, the commonest signature: one write.
+            return self.buf.extend_from_slice(&[1, code, 0]);
+        }
         self.buf.extend_from_slice(&[s.len() as u8]);
         self.buf.extend_from_slice(s);
         self.buf.extend_from_slice(&[0]);
