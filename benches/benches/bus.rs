@@ -456,8 +456,33 @@ fn interleaved(
     );
 }
 
+/// `FASTBUS_BUS_OP=<fastbus|zbus>_<seq|inflight>:<n>`: only `n` sequential calls (or `n`
+/// rounds of [`IN_FLIGHT`]) through the private dbus-daemon, no criterion, then exit: for
+/// counting syscalls (`strace -f -c`) and CPU time (`/usr/bin/time`) per call, which do not
+/// depend on the load of a shared machine as wall-clock rates do. Prints the wall time.
+fn count_calls(setup: &Setup, spec: &str) {
+    let (op, n) = spec.split_once(':').expect("FASTBUS_BUS_OP is <op>:<n>");
+    let n: u64 = n.parse().expect("FASTBUS_BUS_OP count");
+    let d = setup
+        .daemon
+        .as_ref()
+        .expect("FASTBUS_BUS_OP needs /usr/bin/dbus-daemon");
+    let rt = &setup.rt;
+    let t = match op {
+        "fastbus_seq" => sequential(rt, &d.fclient, fcall, n),
+        "zbus_seq" => sequential(rt, &d.zclient, zcall, n),
+        "fastbus_inflight" => in_flight(rt, &d.fclient, fcall, n),
+        "zbus_inflight" => in_flight(rt, &d.zclient, zcall, n),
+        other => panic!("unknown FASTBUS_BUS_OP {other:?}"),
+    };
+    println!("{op}: {n} in {t:?}");
+}
+
 fn main() {
     let mut setup = Setup::new();
+    if let Ok(spec) = std::env::var("FASTBUS_BUS_OP") {
+        return count_calls(&setup, &spec);
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
