@@ -241,6 +241,180 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>> {
     Ok(parse_fixed(buf)?.map(|f| f.total))
 }
 
+/// The error for a buffer of `len` bytes holding a message that the header says is `total`.
+#[cold]
+#[inline(never)]
+fn length_error(len: usize, total: usize) -> Error {
+    let (kind, at) = if len < total {
+        (ErrorKind::NotEnoughData, len)
+    } else {
+        (ErrorKind::TooMuchData, total)
+    };
+    Error::at(kind, at).detail(format!("the header says the message is {total} bytes"))
+}
+
+/// The little-endian word of the 8 bytes of `b` at `at`.
+#[inline(always)]
+fn word64(b: &[u8], at: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// Whether the padding from `header_end` to the next multiple of 8 is zeros: one load of the
+/// 8-byte word it ends (the header is at least 16 bytes, so that word is inside it).
+#[inline(always)]
+fn padding_is_zero(raw: &[u8], header_end: usize) -> bool {
+    let pad = header_end.wrapping_neg() & 7;
+    pad == 0 || word64(raw, header_end + pad - 8).is_some_and(|w| w >> ((8 - pad) * 8) == 0)
+}
+
+/// For each header field code up to 9, the type code its variant must hold; `0x100`, which no
+/// byte equals, for code 0 (invalid).
+const FIELD_TYPES: [u16; 10] = [
+    0x100,
+    b'o' as u16,
+    b's' as u16,
+    b's' as u16,
+    b's' as u16,
+    b'u' as u16,
+    b's' as u16,
+    b's' as u16,
+    b'g' as u16,
+    b'u' as u16,
+];
+
+/// The header fields of the common shape, as [`read_known_fields`] reads them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct KnownFields {
+    spans: [Option<Span>; 9],
+    reply_serial: Option<u32>,
+    unix_fds: Option<u32>,
+    /// Bit `code` is set for each field present.
+    seen: u32,
+}
+
+impl KnownFields {
+    /// Whether the fields that the message type needs are present and neither PATH nor
+    /// INTERFACE is the reserved local one: exactly what [`Message::check_required`] accepts.
+    #[inline(always)]
+    fn has_required(&self, msg_type: MessageType, raw: &[u8]) -> bool {
+        const fn bit(f: HeaderField) -> u32 {
+            1 << f.0
+        }
+        let need = match msg_type {
+            MessageType::METHOD_CALL => bit(HeaderField::PATH) | bit(HeaderField::MEMBER),
+            MessageType::SIGNAL => {
+                bit(HeaderField::PATH) | bit(HeaderField::MEMBER) | bit(HeaderField::INTERFACE)
+            }
+            MessageType::ERROR => bit(HeaderField::ERROR_NAME) | bit(HeaderField::REPLY_SERIAL),
+            MessageType::METHOD_RETURN => bit(HeaderField::REPLY_SERIAL),
+            _ => 0,
+        };
+        // Compared only when the lengths match.
+        let is = |code: HeaderField, reserved: &str| {
+            self.spans[usize::from(code.0)].is_some_and(|(start, len)| {
+                len as usize == reserved.len()
+                    && raw.get(start as usize..(start + len) as usize) == Some(reserved.as_bytes())
+            })
+        };
+        self.seen & need == need
+            && !is(HeaderField::PATH, LOCAL_PATH)
+            && !is(HeaderField::INTERFACE, LOCAL_INTERFACE)
+    }
+}
+
+/// Read the header fields (bytes 16 to `header_end` of the message `raw`, in the byte order
+/// `big`) when they have the common shape: known codes only, each once, each variant holding
+/// its field's type. One pass over the bytes, every rule checked (names by their automata);
+/// `None` for anything else, valid or not, and then the general reader
+/// ([`Message::read_fields`]) decides. So this accepts only what that reader accepts, with the
+/// same result (a test checks both on mutated headers). Each field starts with one 8-byte load
+/// (code, variant signature, and the value's first word): `raw` must hold the message up to its
+/// body, which starts at `header_end` rounded up to 8, as a whole message does.
+#[inline(always)]
+fn read_known_fields(raw: &[u8], header_end: usize, big: bool) -> Option<KnownFields> {
+    let h = raw.get(..header_end)?;
+    let mut f = KnownFields {
+        spans: [None; 9],
+        reply_serial: None,
+        unix_fds: None,
+        seen: 0,
+    };
+    let mut pos = FIXED_HEADER_LEN;
+    while pos < header_end {
+        let pad = pos.wrapping_neg() & 7;
+        if pad != 0 {
+            // The padding is the last `pad` bytes of the word before the field (`pos` > 16).
+            let w = word64(raw, pos + pad - 8)?;
+            if w >> ((8 - pad) * 8) != 0 {
+                return None;
+            }
+            pos += pad;
+        }
+        // Code, variant signature length 1, its type code, NUL; then the value's first word.
+        let w = word64(raw, pos)?;
+        if w & 0xff00_ff00 != 0x0000_0100 {
+            return None;
+        }
+        let (code, t) = (w as u8, (w >> 16) as u8);
+        if *FIELD_TYPES.get(usize::from(code))? != u16::from(t) || f.seen & (1 << code) != 0 {
+            return None;
+        }
+        f.seen |= 1 << code;
+        let v = (w >> 32) as u32;
+        let v = if big { v.swap_bytes() } else { v };
+        match t {
+            b'u' => {
+                if pos + 8 > header_end {
+                    return None;
+                }
+                if code == HeaderField::REPLY_SERIAL.0 {
+                    if v == 0 {
+                        return None;
+                    }
+                    f.reply_serial = Some(v);
+                } else {
+                    f.unix_fds = Some(v);
+                }
+                pos += 8;
+            }
+            b'g' => {
+                let len = (w >> 32) as u8;
+                let start = pos + 5;
+                let end = start + usize::from(len);
+                // The signature, its NUL inside the fields; no NUL inside (which the check
+                // refuses as it refuses every byte that is not a type code).
+                let (Some(sig), Some(0)) = (h.get(start..end), h.get(end)) else {
+                    return None;
+                };
+                check_signature_bytes(sig).ok()?;
+                f.spans[8] = Some((start as u32, u32::from(len)));
+                pos = end + 1;
+            }
+            _ => {
+                let start = pos + 8;
+                let end = start.checked_add(v as usize)?;
+                let (Some(s), Some(0)) = (h.get(start..end), h.get(end)) else {
+                    return None;
+                };
+                // The grammars admit only ASCII without NUL: UTF-8 is checked too.
+                let valid = match HeaderField(code) {
+                    HeaderField::PATH => names::is_object_path(s),
+                    HeaderField::INTERFACE | HeaderField::ERROR_NAME => names::is_dotted_name(s),
+                    HeaderField::MEMBER => names::is_member(s),
+                    _ => names::is_bus_name_lenient(s),
+                };
+                if !valid {
+                    return None;
+                }
+                f.spans[usize::from(code)] = Some((start as u32, v));
+                pos = end + 1;
+            }
+        }
+    }
+    Some(f)
+}
+
 /// A D-Bus message: header fields, body bytes (in the message's byte order) and, on Unix, the
 /// file descriptors that travel with it.
 ///
@@ -355,34 +529,71 @@ impl Message {
             return Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
                 .detail("fewer than 16 bytes of fixed header"));
         };
-        if bytes.len() < fixed.total {
-            return Err(
-                Error::at(ErrorKind::NotEnoughData, bytes.len()).detail(format!(
-                    "the header says the message is {} bytes",
-                    fixed.total
-                )),
-            );
+        if bytes.len() != fixed.total {
+            return Err(length_error(bytes.len(), fixed.total));
         }
-        if bytes.len() > fixed.total {
-            return Err(
-                Error::at(ErrorKind::TooMuchData, fixed.total).detail(format!(
-                    "the header says the message is {} bytes",
-                    fixed.total
-                )),
-            );
+        let header_end = FIXED_HEADER_LEN + fixed.fields_len;
+        let big = fixed.endian == Endian::Big;
+        // The common case in one pass: known fields of the expected types, then every later
+        // check by the cheapest test that decides it. Anything it does not take, valid or not,
+        // goes to the general path, which checks the same rules one by one and says what is
+        // wrong (a test holds both to the same answers).
+        if let Some(f) = read_known_fields(&bytes, header_end, big) {
+            let body_start = round8(header_end);
+            let sig = f.spans[8].map_or(&[][..], |(start, len)| {
+                bytes
+                    .get(start as usize..(start + len) as usize)
+                    .unwrap_or_default()
+            });
+            if padding_is_zero(&bytes, header_end)
+                && f.has_required(fixed.msg_type, &bytes)
+                && (f.spans[8].is_some() || fixed.body_len == 0)
+                && crate::validate::body_is_valid(
+                    bytes.get(body_start..).unwrap_or_default(),
+                    sig,
+                    big,
+                )
+            {
+                return Ok(Message {
+                    endian: fixed.endian,
+                    msg_type: fixed.msg_type,
+                    flags: fixed.flags,
+                    serial: fixed.serial,
+                    body: bytes.slice(body_start..),
+                    // The string fields borrow from the whole message (the same allocation as
+                    // the body): one reference count instead of two.
+                    strings: bytes,
+                    spans: f.spans,
+                    reply_serial: f.reply_serial,
+                    unix_fds: f.unix_fds,
+                    unknown_fields: Vec::new(),
+                    body_checked: true,
+                    #[cfg(unix)]
+                    fds: None,
+                });
+            }
         }
+        Self::decode_general(bytes, fixed)
+    }
+
+    /// [`Message::decode`] of everything its one-pass path does not take: each rule checked in
+    /// turn, the first one broken reported with its offset.
+    #[inline(never)]
+    fn decode_general(bytes: Bytes, fixed: Fixed) -> Result<Message> {
         let mut msg = Message::empty(fixed.msg_type);
         msg.endian = fixed.endian;
         msg.flags = fixed.flags;
         msg.serial = fixed.serial;
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
-        if !msg.read_known_fields(&bytes, header_end) {
+        match read_known_fields(&bytes, header_end, fixed.endian == Endian::Big) {
+            Some(f) => {
+                msg.spans = f.spans;
+                msg.reply_serial = f.reply_serial;
+                msg.unix_fds = f.unix_fds;
+            }
             // An unknown field, an unusual variant, or something invalid: the general reader
             // accepts exactly what is valid and says what is wrong and where.
-            msg.spans = [None; 9];
-            msg.reply_serial = None;
-            msg.unix_fds = None;
-            msg.read_fields(&bytes, header_end)?;
+            None => msg.read_fields(&bytes, header_end)?,
         }
         let body_start = round8(header_end);
         if let Some(i) = bytes[header_end..body_start].iter().position(|&b| b != 0) {
@@ -390,8 +601,6 @@ impl Message {
                 .detail("padding after the header fields"));
         }
         msg.body = bytes.slice(body_start..);
-        // The string fields borrow from the whole message (the same allocation as the body):
-        // one reference count instead of two.
         msg.strings = bytes;
         msg.check_required()?;
         if msg.spans[8].is_none() && fixed.body_len > 0 {
@@ -400,100 +609,6 @@ impl Message {
         msg.validate_body(body_start)?;
         msg.body_checked = true;
         Ok(msg)
-    }
-
-    /// Read the header fields when they have the common shape: known codes only, each once,
-    /// each variant holding its field's type. One pass over the bytes, every rule checked
-    /// (names by their automata); `false` for anything else, valid or not, and then the
-    /// general reader ([`Message::read_fields`]) decides. So this accepts only what that
-    /// reader accepts, with the same result (a test checks both on mutated headers).
-    fn read_known_fields(&mut self, raw: &[u8], header_end: usize) -> bool {
-        let Some(h) = raw.get(..header_end) else {
-            return false;
-        };
-        let big = self.endian == Endian::Big;
-        let word = |at: usize| -> Option<u32> {
-            let b: [u8; 4] = h.get(at..at.checked_add(4)?)?.try_into().ok()?;
-            Some(if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            })
-        };
-        let mut pos = FIXED_HEADER_LEN;
-        let mut seen = 0u16;
-        while pos < header_end {
-            let aligned = round8(pos);
-            match h.get(pos..aligned) {
-                Some(pad) if pad.iter().all(|&b| b == 0) => pos = aligned,
-                _ => return false,
-            }
-            let Some(&[code, 1, t, 0]) = h.get(pos..pos + 4) else {
-                return false;
-            };
-            if HeaderField(code).expected_type() != Some(t) || seen & (1 << code) != 0 {
-                return false;
-            }
-            seen |= 1 << code;
-            pos += 4;
-            match t {
-                b'u' => {
-                    let Some(v) = word(pos) else {
-                        return false;
-                    };
-                    if code == HeaderField::REPLY_SERIAL.0 {
-                        if v == 0 {
-                            return false;
-                        }
-                        self.reply_serial = Some(v);
-                    } else {
-                        self.unix_fds = Some(v);
-                    }
-                    pos += 4;
-                }
-                b'g' => {
-                    let Some(&len) = h.get(pos) else {
-                        return false;
-                    };
-                    let (start, end) = (pos + 1, pos + 1 + usize::from(len));
-                    let (Some(sig), Some(0)) = (h.get(start..end), h.get(end)) else {
-                        return false;
-                    };
-                    if sig.contains(&0) || check_signature_bytes(sig).is_err() {
-                        return false;
-                    }
-                    self.spans[8] = Some((start as u32, u32::from(len)));
-                    pos = end + 1;
-                }
-                _ => {
-                    let Some(len) = word(pos) else {
-                        return false;
-                    };
-                    let start = pos + 4;
-                    let Some(end) = start.checked_add(len as usize) else {
-                        return false;
-                    };
-                    let (Some(s), Some(0)) = (h.get(start..end), h.get(end)) else {
-                        return false;
-                    };
-                    // The grammars admit only ASCII without NUL: UTF-8 is checked too.
-                    let valid = match HeaderField(code) {
-                        HeaderField::PATH => names::is_object_path(s),
-                        HeaderField::INTERFACE | HeaderField::ERROR_NAME => {
-                            names::is_dotted_name(s)
-                        }
-                        HeaderField::MEMBER => names::is_member(s),
-                        _ => names::is_bus_name_lenient(s),
-                    };
-                    if !valid {
-                        return false;
-                    }
-                    self.spans[usize::from(code)] = Some((start as u32, len));
-                    pos = end + 1;
-                }
-            }
-        }
-        true
     }
 
     fn read_fields(&mut self, raw: &[u8], header_end: usize) -> Result<()> {
@@ -1598,19 +1713,36 @@ mod tests {
             .unwrap();
         let read = |bytes: &[u8], header_end: usize| {
             let endian = Endian::from_marker(bytes[0]).unwrap();
-            let mut fast = Message::empty(MessageType::METHOD_CALL);
-            fast.endian = endian;
-            let mut general = fast.clone();
-            let took = fast.read_known_fields(bytes, header_end);
+            let mut general = Message::empty(MessageType::METHOD_CALL);
+            general.endian = endian;
+            let fast = read_known_fields(bytes, header_end, endian == Endian::Big);
             let r = general.read_fields(bytes, header_end);
-            if took {
+            if let Some(fast) = fast {
                 assert!(r.is_ok(), "{r:?} {bytes:?}");
                 assert_eq!(fast.spans, general.spans);
                 assert_eq!(fast.reply_serial, general.reply_serial);
                 assert_eq!(fast.unix_fds, general.unix_fds);
                 assert!(general.unknown_fields.is_empty());
+                let present = (1..=9u8)
+                    .filter(|&c| match HeaderField(c) {
+                        HeaderField::REPLY_SERIAL => general.reply_serial.is_some(),
+                        HeaderField::UNIX_FDS => general.unix_fds.is_some(),
+                        _ => general.spans[usize::from(c)].is_some(),
+                    })
+                    .fold(0, |m, c| m | 1 << c);
+                assert_eq!(fast.seen, present);
+                // The required-field test agrees with the general one for every type.
+                general.strings = Bytes::copy_from_slice(bytes);
+                for t in 0..=5 {
+                    general.msg_type = MessageType(t);
+                    assert_eq!(
+                        fast.has_required(MessageType(t), bytes),
+                        general.check_required().is_ok(),
+                        "type {t} {bytes:?}"
+                    );
+                }
             }
-            took
+            fast.is_some()
         };
         for endian in [Endian::Little, Endian::Big] {
             for (i, m) in common.iter().chain([&unknown]).enumerate() {
@@ -1629,6 +1761,79 @@ mod tests {
                         read(&b, header_end);
                         read(&b, header_end - 1);
                     }
+                }
+            }
+        }
+    }
+
+    /// `Message::decode`'s one-pass path gives exactly what the general path gives (the same
+    /// message, or the same error at the same offset) on messages of each type, in both byte
+    /// orders, with every byte replaced by each of a set of values and every truncation.
+    #[test]
+    fn decode_fast_path_agrees_with_the_general_one() {
+        let mut c = call();
+        c.set_sender(Some(&BusName::new(":1.5").unwrap()));
+        let props = HashMap::from([("Name", Value::from("x")), ("Count", Value::U32(3))]);
+        let msgs = [
+            call(),
+            Message::method_return(&c)
+                .serial(9)
+                .unix_fds(2)
+                .body(&(1u8, "s"))
+                .build()
+                .unwrap(),
+            Message::error(&c, "a.b.C", "x").serial(10).build().unwrap(),
+            Message::signal(
+                "/org/freedesktop/DBus/Locax",
+                "org.freedesktop.DBus.Locax",
+                "S",
+            )
+            .serial(11)
+            .body(&("org.example.I", props, vec!["Firmware"]))
+            .build()
+            .unwrap(),
+            Message::method_call("/", "M").serial(12).build().unwrap(),
+            Message::builder(MessageType(77))
+                .serial(13)
+                .build()
+                .unwrap(),
+        ];
+        let same = |b: &[u8]| {
+            let bytes = Bytes::copy_from_slice(b);
+            let fast = Message::decode(bytes.clone());
+            let general = match parse_fixed(&bytes) {
+                Ok(Some(fixed)) if fixed.total == bytes.len() => {
+                    Message::decode_general(bytes, fixed)
+                }
+                // Decided before either path runs.
+                _ => return,
+            };
+            match (&fast, &general) {
+                (Ok(f), Ok(g)) => {
+                    assert_eq!(f, g);
+                    assert_eq!(f.body_checked, g.body_checked);
+                    assert_eq!(f.unknown_fields(), g.unknown_fields());
+                }
+                _ => assert_eq!(fast.as_ref().err(), general.as_ref().err(), "{b:?}"),
+            }
+        };
+        for endian in [Endian::Little, Endian::Big] {
+            for m in &msgs {
+                let mut m = m.clone();
+                m.endian = endian;
+                let bytes = m.encode().unwrap();
+                for at in 0..bytes.len() {
+                    for v in [
+                        0, 1, 2, 5, 9, 0x7f, 0x80, 0xff, b'/', b'.', b':', b'0', b'u', b's', b'g',
+                        b'o', b'l',
+                    ] {
+                        let mut b = bytes.clone();
+                        b[at] = v;
+                        same(&b);
+                    }
+                }
+                for n in 0..bytes.len() {
+                    same(&bytes[..n]);
                 }
             }
         }
