@@ -12,7 +12,9 @@
 //! agree on what is valid, which the tests check on generated and mutated bodies.
 
 use crate::codec::{MAX_ARRAY_LEN, is_ascii_without_nul};
-use crate::signature::{MAX_TOTAL_DEPTH, check_signature_bytes, check_single_type, is_basic};
+use crate::signature::{
+    MAX_TOTAL_DEPTH, check_signature_bytes, check_single_type, is_basic, is_basic_only,
+};
 use crate::value::{alignment, bulk_size, type_end};
 
 /// Whether `body` holds exactly the values of `sig` (a valid signature), read in the byte order
@@ -25,6 +27,11 @@ pub(crate) fn body_is_valid(body: &[u8], sig: &[u8], big: bool) -> bool {
         big,
         depth: 0,
     };
+    if is_basic_only(sig) {
+        // An argument list of basic values (`s`, `su`, `sub`, ...): no containers, so no call
+        // and no nesting to count.
+        return w.leaves(sig).is_some() && w.pos == body.len();
+    }
     let mut i = 0;
     while i < sig.len() {
         if w.one(sig, &mut i).is_none() {
@@ -189,6 +196,15 @@ impl<'b> Walk<'b> {
                 let s = self.signature()?;
                 check_signature_bytes(s).ok()?;
             }
+        }
+        Some(())
+    }
+
+    /// One basic value of each code of `sig`, which has only basic codes.
+    #[inline(always)]
+    fn leaves(&mut self, sig: &[u8]) -> Option<()> {
+        for &c in sig {
+            self.leaf(c)?;
         }
         Some(())
     }
