@@ -685,7 +685,7 @@ impl<'a> Decoder<'a> {
         let at = self.pos;
         let end = self.array_start(elem_size.min(8))?;
         let len = end - self.pos;
-        if len % elem_size != 0 {
+        if !is_whole(len, elem_size) {
             return Err(self
                 .error_at(ErrorKind::ArrayLengthIncorrect, at)
                 .detail(format!(
@@ -701,6 +701,17 @@ impl<'a> Decoder<'a> {
             return Err(self.error(ErrorKind::TooMuchData));
         }
         Ok(())
+    }
+}
+
+/// Whether `len` bytes are a whole number of `size`-byte elements; without a division for
+/// the sizes of numbers (1, 2, 4, 8), which are powers of two.
+#[inline(always)]
+pub(crate) fn is_whole(len: usize, size: usize) -> bool {
+    if size.is_power_of_two() {
+        len & (size - 1) == 0
+    } else {
+        len % size == 0
     }
 }
 

@@ -255,6 +255,26 @@ impl<'b> Walk<'b> {
         (end <= self.buf.len()).then_some(end)
     }
 
+    /// An array of fixed-size elements of `size` bytes (structs of numbers when `structs`):
+    /// a whole number of them, not walked one by one.
+    #[inline(always)]
+    fn bulk_array(&mut self, size: usize, structs: bool) -> Option<()> {
+        // The levels the element-wise walk counts: the array, and its structs when it has any.
+        self.enter()?;
+        let stop = self.array_start(size.min(8))?;
+        let len = stop - self.pos;
+        if !crate::codec::is_whole(len, size) {
+            return None;
+        }
+        self.pos = stop;
+        if len != 0 && structs {
+            self.enter()?;
+            self.depth -= 1;
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
     /// An array, struct or dict entry of type code `c`; `sig[*i..]` follows `c`.
     #[inline(never)]
     fn container(&mut self, c: u8, sig: &[u8], i: &mut usize) -> Option<()> {
@@ -264,27 +284,23 @@ impl<'b> Walk<'b> {
                 let elem = sig.get(*i..end)?;
                 *i = end;
                 if let Some(size) = bulk_size(elem) {
-                    // The levels the element-wise walk counts: the array, and its structs
-                    // when it has any.
-                    self.enter()?;
-                    let stop = self.array_start(size.min(8))?;
-                    let len = stop - self.pos;
-                    if len % size != 0 {
-                        return None;
-                    }
-                    self.pos = stop;
-                    if len != 0 && elem[0] == b'(' {
-                        self.enter()?;
-                        self.depth -= 1;
-                    }
-                    self.depth -= 1;
-                    return Some(());
+                    return self.bulk_array(size, elem[0] == b'(');
                 }
                 let stop = self.array_start(alignment(elem[0]))?;
                 self.enter()?;
                 match elem {
                     // Dict entries with a basic key, the common case (`a{sv}`, `a{ss}`, ...):
                     // no call per entry.
+                    // `a{sv}`, the commonest of all (properties): the variant read directly.
+                    [b'{', k, b'v', b'}'] => {
+                        while self.pos < stop {
+                            self.pad(8)?;
+                            self.enter()?;
+                            self.leaf(*k)?;
+                            self.variant()?;
+                            self.depth -= 1;
+                        }
+                    }
                     [b'{', k, rest @ .., b'}'] => {
                         while self.pos < stop {
                             self.pad(8)?;
