@@ -482,7 +482,7 @@ const STRING_FIELDS: [HeaderField; 7] = [
 type NameCheck = fn(&str) -> Result<()>;
 
 fn text(b: &[u8]) -> &str {
-    std::str::from_utf8(b).unwrap_or_default()
+    crate::codec::utf8(b).unwrap_or_default()
 }
 
 impl Message {
