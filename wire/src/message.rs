@@ -982,6 +982,7 @@ impl Message {
         Ok(out.into())
     }
 
+    #[inline]
     fn field_bytes(&self, code: HeaderField) -> Option<&[u8]> {
         let (start, len) = self.spans.get(code.0 as usize).copied().flatten()?;
         self.strings.get(start as usize..(start + len) as usize)
@@ -992,6 +993,7 @@ impl Message {
         self.field_bytes(code).map(text)
     }
 
+    #[inline]
     fn signature_bytes(&self) -> &[u8] {
         self.field_bytes(HeaderField::SIGNATURE).unwrap_or_default()
     }
@@ -1128,7 +1130,7 @@ impl Message {
     /// [`ErrorKind::SignatureMismatch`] when the body signature is not `T`'s; any decode error.
     pub fn body<'a, T: Decode<'a>>(&'a self) -> Result<T> {
         let sig = self.signature_bytes();
-        let want = T::SIGNATURE.as_bytes();
+        let want = const { T::SIGNATURE.as_bytes() };
         let one_struct = const { crate::signature::is_one_struct(T::SIGNATURE.as_bytes()) };
         let same = signature_eq;
         // `T` is a tuple standing for the argument list, not a struct on the wire.
