@@ -226,6 +226,43 @@ fn parse_fixed(buf: &[u8]) -> Result<Option<Fixed>> {
     }))
 }
 
+/// [`parse_fixed`] of a buffer that holds exactly one message, in two 8-byte loads: `None`
+/// for anything it refuses (which [`parse_fixed`] then explains), else the same answer.
+#[inline(always)]
+fn fixed_of_whole(buf: &[u8]) -> Option<Fixed> {
+    let (w0, w1) = (word64(buf, 0)?, word64(buf, 8)?);
+    let endian = Endian::from_marker(w0 as u8)?;
+    let (msg_type, flags, version) = ((w0 >> 8) as u8, (w0 >> 16) as u8, (w0 >> 24) as u8);
+    let word = |v: u64| {
+        let v = v as u32;
+        if endian == Endian::Big {
+            v.swap_bytes()
+        } else {
+            v
+        }
+    };
+    let (body_len, serial, fields_len) =
+        (word(w0 >> 32) as usize, word(w1), word(w1 >> 32) as usize);
+    if msg_type == 0
+        || version != 1
+        || serial == 0
+        || body_len > MAX_MESSAGE_LEN
+        || fields_len > MAX_MESSAGE_LEN
+    {
+        return None;
+    }
+    let total = round8(FIXED_HEADER_LEN + fields_len) + body_len;
+    (total <= MAX_MESSAGE_LEN && total == buf.len()).then_some(Fixed {
+        endian,
+        msg_type: MessageType(msg_type),
+        flags: Flags(flags),
+        body_len,
+        serial,
+        fields_len,
+        total,
+    })
+}
+
 /// Framing for a byte stream: how long is the message that `buf` starts with?
 ///
 /// - `Ok(None)`: not enough bytes to know yet (fewer than 16); read more.
@@ -547,13 +584,20 @@ impl Message {
     /// # Errors
     /// What was wrong and at which byte offset.
     pub fn decode(bytes: Bytes) -> Result<Message> {
-        let Some(fixed) = parse_fixed(&bytes)? else {
-            return Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
-                .detail("fewer than 16 bytes of fixed header"));
+        let fixed = match fixed_of_whole(&bytes) {
+            Some(fixed) => fixed,
+            None => {
+                // Something is wrong (or unusual) in the fixed header: checked rule by rule.
+                let Some(fixed) = parse_fixed(&bytes)? else {
+                    return Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
+                        .detail("fewer than 16 bytes of fixed header"));
+                };
+                if bytes.len() != fixed.total {
+                    return Err(length_error(bytes.len(), fixed.total));
+                }
+                fixed
+            }
         };
-        if bytes.len() != fixed.total {
-            return Err(length_error(bytes.len(), fixed.total));
-        }
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
         let big = fixed.endian == Endian::Big;
         // The common case in one pass: known fields of the expected types, then every later
@@ -1829,12 +1873,15 @@ mod tests {
         let same = |b: &[u8]| {
             let bytes = Bytes::copy_from_slice(b);
             let fast = Message::decode(bytes.clone());
+            // Every check in turn: the fixed header, the length, then the general path.
             let general = match parse_fixed(&bytes) {
                 Ok(Some(fixed)) if fixed.total == bytes.len() => {
                     Message::decode_general(bytes, fixed)
                 }
-                // Decided before either path runs.
-                _ => return,
+                Ok(Some(fixed)) => Err(length_error(bytes.len(), fixed.total)),
+                Ok(None) => Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
+                    .detail("fewer than 16 bytes of fixed header")),
+                Err(e) => Err(e),
             };
             match (&fast, &general) {
                 (Ok(f), Ok(g)) => {
