@@ -349,6 +349,14 @@ struct KnownFields {
 }
 
 impl KnownFields {
+    /// No field read yet.
+    const NONE: Self = Self {
+        spans: [None; 9],
+        reply_serial: None,
+        unix_fds: None,
+        seen: 0,
+    };
+
     /// Whether the fields that the message type needs are present and neither PATH nor
     /// INTERFACE is the reserved local one: exactly what [`Message::check_required`] accepts.
     #[inline(always)]
@@ -386,15 +394,21 @@ impl KnownFields {
 /// same result (a test checks both on mutated headers). Each field starts with one 8-byte load
 /// (code, variant signature, and the value's first word): `raw` must hold the message up to its
 /// body, which starts at `header_end` rounded up to 8, as a whole message does.
-#[inline(always)]
 fn read_known_fields(raw: &[u8], header_end: usize, big: bool) -> Option<KnownFields> {
+    let mut f = KnownFields::NONE;
+    read_known_fields_into(raw, header_end, big, &mut f).map(|()| f)
+}
+
+/// [`read_known_fields`] into `f` (which holds no field yet), for the caller that builds the
+/// message from it in place (a returned `KnownFields` would be copied on the way).
+#[inline(always)]
+fn read_known_fields_into(
+    raw: &[u8],
+    header_end: usize,
+    big: bool,
+    f: &mut KnownFields,
+) -> Option<()> {
     let h = raw.get(..header_end)?;
-    let mut f = KnownFields {
-        spans: [None; 9],
-        reply_serial: None,
-        unix_fds: None,
-        seen: 0,
-    };
     let mut pos = FIXED_HEADER_LEN;
     while pos < header_end {
         let pad = pos.wrapping_neg() & 7;
@@ -471,7 +485,7 @@ fn read_known_fields(raw: &[u8], header_end: usize, big: bool) -> Option<KnownFi
             }
         }
     }
-    Some(f)
+    Some(())
 }
 
 /// A D-Bus message: header fields, body bytes (in the message's byte order) and, on Unix, the
@@ -604,7 +618,8 @@ impl Message {
         // check by the cheapest test that decides it. Anything it does not take, valid or not,
         // goes to the general path, which checks the same rules one by one and says what is
         // wrong (a test holds both to the same answers).
-        if let Some(f) = read_known_fields(&bytes, header_end, big) {
+        let mut f = KnownFields::NONE;
+        if read_known_fields_into(&bytes, header_end, big, &mut f).is_some() {
             let body_start = round8(header_end);
             let sig = f.spans[8].map_or(&[][..], |(start, len)| {
                 bytes
