@@ -459,11 +459,31 @@ fn decode_variant<'a>(dec: &mut Decoder<'a>) -> Result<ValueRef<'a>> {
         [b'x'] => dec.u64().map(|n| ValueRef::I64(n as i64)),
         [b't'] => dec.u64().map(ValueRef::U64),
         [b'd'] => dec.u64().map(|n| ValueRef::F64(f64::from_bits(n))),
+        [b'o'] => dec.object_path().map(ValueRef::ObjectPath),
+        [b'a', b'y'] => bytes_ref(dec),
         _ => decode_ref(dec, inner, &mut 0),
     }
     .map_err(|e| e.within("variant"))?;
     dec.leave();
     Ok(v)
+}
+
+/// An `ay`, as [`decode_ref`] reads it (every check in the same order): one borrowed slice.
+#[inline]
+fn bytes_ref<'a>(dec: &mut Decoder<'a>) -> Result<ValueRef<'a>> {
+    dec.align(4)?;
+    let stop = dec.array_start(1)?;
+    dec.enter()?;
+    let bytes = dec.take(stop - dec.pos())?;
+    dec.leave();
+    Ok(ValueRef::Array(ArrayRef {
+        element_signature: element_sig(b"y"),
+        items: Items::Fixed {
+            code: b'y',
+            bytes,
+            big: dec.endian() == Endian::Big,
+        },
+    }))
 }
 
 /// Whether `v` has exactly the single complete type `sig`.
@@ -975,6 +995,13 @@ mod tests {
             Value::I16(-2),
             Value::U16(2),
             Value::from(ObjectPath::new("/a").unwrap()),
+            Value::Array(
+                Array::new(
+                    Signature::new("y").unwrap().into_owned(),
+                    vec![Value::Byte(1), Value::Byte(2), Value::Byte(3)],
+                )
+                .unwrap(),
+            ),
         ];
         let mut refused = 0;
         for (v, endian) in std::iter::once(sample())
