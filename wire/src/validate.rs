@@ -275,6 +275,19 @@ impl<'b> Walk<'b> {
         Some(())
     }
 
+    /// The entries of an `a{Kv}` until `stop`: key of basic type `k`, then a variant.
+    #[inline(always)]
+    fn variant_entries(&mut self, k: u8, stop: usize) -> Option<()> {
+        while self.pos < stop {
+            self.pad(8)?;
+            self.enter()?;
+            self.leaf(k)?;
+            self.variant()?;
+            self.depth -= 1;
+        }
+        Some(())
+    }
+
     /// An array, struct or dict entry of type code `c`; `sig[*i..]` follows `c`.
     #[inline(never)]
     fn container(&mut self, c: u8, sig: &[u8], i: &mut usize) -> Option<()> {
@@ -289,18 +302,12 @@ impl<'b> Walk<'b> {
                 let stop = self.array_start(alignment(elem[0]))?;
                 self.enter()?;
                 match elem {
-                    // Dict entries with a basic key, the common case (`a{sv}`, `a{ss}`, ...):
-                    // no call per entry.
-                    // `a{sv}`, the commonest of all (properties): the variant read directly.
-                    [b'{', k, b'v', b'}'] => {
-                        while self.pos < stop {
-                            self.pad(8)?;
-                            self.enter()?;
-                            self.leaf(*k)?;
-                            self.variant()?;
-                            self.depth -= 1;
-                        }
-                    }
+                    // `a{sv}`, the commonest of all (properties): the variant read directly,
+                    // and a string key without the dispatch on its code.
+                    [b'{', b's', b'v', b'}'] => self.variant_entries(b's', stop)?,
+                    [b'{', k, b'v', b'}'] => self.variant_entries(*k, stop)?,
+                    // Other dict entries with a basic key (`a{ss}`, `a{oa{sv}}`, ...): no call
+                    // per entry.
                     [b'{', k, rest @ .., b'}'] => {
                         while self.pos < stop {
                             self.pad(8)?;
