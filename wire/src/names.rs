@@ -89,24 +89,28 @@ mod dfa {
     }
 
     /// An automaton of at most 8 states; state 0 rejects for good, state 1 starts. `next` is
-    /// indexed by `256 * state + byte` and holds `256 * next state`, so a step is one add and one
-    /// load (the mask only tells the compiler that the index is in bounds).
+    /// indexed by `8 * s + byte`, where `s` is 32 times the state (what `next` holds), that is
+    /// by `256 * state + byte`: a step is one address computation and one load, and the table is
+    /// long enough for any `u8` state and byte, so no index needs a bound check or a mask.
     pub(super) struct Dfa {
-        next: [u16; 8 * 256],
+        next: [u8; TABLE_LEN],
         accept: u8,
     }
+
+    /// `8 * 255 + 255 + 1`: every index a `u8` state and a byte can make.
+    const TABLE_LEN: usize = 2296;
 
     /// `(from, classes, to)`: in state `from`, a byte of one of `classes` goes to `to`; every
     /// other byte goes to state 0. `accept` is a bit set of accepting states.
     const fn build(rules: &[(u8, u8, u8)], accept: u8) -> Dfa {
-        let mut next = [0u16; 8 * 256];
+        let mut next = [0u8; TABLE_LEN];
         let mut r = 0;
         while r < rules.len() {
             let (from, classes, to) = rules[r];
             let mut b = 0;
             while b < 256 {
                 if class(b as u8) & classes != 0 {
-                    next[from as usize * 256 + b] = to as u16 * 256;
+                    next[from as usize * 256 + b] = to * 32;
                 }
                 b += 1;
             }
@@ -119,19 +123,19 @@ mod dfa {
         /// Whether the automaton accepts all of `s`.
         #[inline]
         pub(super) fn accepts(&self, s: &[u8]) -> bool {
-            const MASK: usize = 8 * 256 - 1;
-            let mut st = 256usize;
+            let step = |st: u8, b: u8| self.next[usize::from(st) * 8 + usize::from(b)];
+            let mut st = 32u8;
             let mut chunks = s.chunks_exact(4);
             for c in chunks.by_ref() {
-                st = usize::from(self.next[(st | usize::from(c[0])) & MASK]);
-                st = usize::from(self.next[(st | usize::from(c[1])) & MASK]);
-                st = usize::from(self.next[(st | usize::from(c[2])) & MASK]);
-                st = usize::from(self.next[(st | usize::from(c[3])) & MASK]);
+                st = step(st, c[0]);
+                st = step(st, c[1]);
+                st = step(st, c[2]);
+                st = step(st, c[3]);
             }
             for &b in chunks.remainder() {
-                st = usize::from(self.next[(st | usize::from(b)) & MASK]);
+                st = step(st, b);
             }
-            self.accept & (1 << ((st >> 8) & 7)) != 0
+            self.accept & (1 << (st >> 5)) != 0
         }
     }
 

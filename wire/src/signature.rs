@@ -78,11 +78,30 @@ impl SigWriter for SigBuf {
     }
 }
 
-pub(crate) fn is_basic(c: u8) -> bool {
+pub(crate) const fn is_basic(c: u8) -> bool {
     matches!(
         c,
         b'y' | b'b' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd' | b's' | b'o' | b'g' | b'h'
     )
+}
+
+/// [`is_basic`] as a table, one load per code.
+static BASIC: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = is_basic(c as u8);
+        c += 1;
+    }
+    t
+};
+
+/// Whether every code of `s` is a basic type: the signature of an argument list of strings,
+/// numbers, booleans, paths and the like (`s`, `su`, `sub`, ...), valid as it stands when it is
+/// at most 255 bytes.
+#[inline]
+pub(crate) fn is_basic_only(s: &[u8]) -> bool {
+    s.iter().all(|&c| BASIC[usize::from(c)])
 }
 
 fn code_error(c: u8, at: usize) -> Error {
@@ -627,6 +646,27 @@ mod tests {
 
     /// Every string of up to 6 codes over an alphabet of each kind of code, and deep and
     /// long signatures: the one-pass check accepts exactly what the rule-by-rule checks accept.
+    /// The shortcut for signatures of basic codes only accepts nothing the full check refuses:
+    /// every one- and two-byte string, and basic runs up to the length limit.
+    #[test]
+    fn basic_only_signatures_are_valid() {
+        for a in 0..=255u8 {
+            assert_eq!(is_basic_only(&[a]), is_basic(a));
+            for b in 0..=255u8 {
+                let s = [a, b];
+                if is_basic_only(&s) {
+                    assert!(check_signature_bytes(&s).is_ok(), "{s:?}");
+                }
+            }
+        }
+        let codes = b"ybnqiuxtdsogh";
+        for n in [3, 13, 254, 255] {
+            let s: Vec<u8> = codes.iter().copied().cycle().take(n).collect();
+            assert!(is_basic_only(&s) && check_signature_bytes(&s).is_ok());
+        }
+        assert!(!is_basic_only(b"sv") && !is_basic_only(b"as") && is_basic_only(b""));
+    }
+
     #[test]
     fn one_pass_check_accepts_exactly_what_the_rules_accept() {
         fn check(s: &[u8]) {

@@ -12,7 +12,9 @@
 //! agree on what is valid, which the tests check on generated and mutated bodies.
 
 use crate::codec::{MAX_ARRAY_LEN, is_ascii_without_nul};
-use crate::signature::{MAX_TOTAL_DEPTH, check_signature_bytes, check_single_type, is_basic};
+use crate::signature::{
+    MAX_TOTAL_DEPTH, check_signature_bytes, check_single_type, is_basic, is_basic_only,
+};
 use crate::value::{alignment, bulk_size, type_end};
 
 /// Whether `body` holds exactly the values of `sig` (a valid signature), read in the byte order
@@ -25,6 +27,11 @@ pub(crate) fn body_is_valid(body: &[u8], sig: &[u8], big: bool) -> bool {
         big,
         depth: 0,
     };
+    if is_basic_only(sig) {
+        // An argument list of basic values (`s`, `su`, `sub`, ...): no containers, so no call
+        // and no nesting to count.
+        return w.leaves(sig).is_some() && w.pos == body.len();
+    }
     let mut i = 0;
     while i < sig.len() {
         if w.one(sig, &mut i).is_none() {
@@ -193,6 +200,15 @@ impl<'b> Walk<'b> {
         Some(())
     }
 
+    /// One basic value of each code of `sig`, which has only basic codes.
+    #[inline(always)]
+    fn leaves(&mut self, sig: &[u8]) -> Option<()> {
+        for &c in sig {
+            self.leaf(c)?;
+        }
+        Some(())
+    }
+
     /// One value of the complete type at `sig[*i..]`.
     #[inline(always)]
     fn one(&mut self, sig: &[u8], i: &mut usize) -> Option<()> {
@@ -239,6 +255,39 @@ impl<'b> Walk<'b> {
         (end <= self.buf.len()).then_some(end)
     }
 
+    /// An array of fixed-size elements of `size` bytes (structs of numbers when `structs`):
+    /// a whole number of them, not walked one by one.
+    #[inline(always)]
+    fn bulk_array(&mut self, size: usize, structs: bool) -> Option<()> {
+        // The levels the element-wise walk counts: the array, and its structs when it has any.
+        self.enter()?;
+        let stop = self.array_start(size.min(8))?;
+        let len = stop - self.pos;
+        if !crate::codec::is_whole(len, size) {
+            return None;
+        }
+        self.pos = stop;
+        if len != 0 && structs {
+            self.enter()?;
+            self.depth -= 1;
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// The entries of an `a{Kv}` until `stop`: key of basic type `k`, then a variant.
+    #[inline(always)]
+    fn variant_entries(&mut self, k: u8, stop: usize) -> Option<()> {
+        while self.pos < stop {
+            self.pad(8)?;
+            self.enter()?;
+            self.leaf(k)?;
+            self.variant()?;
+            self.depth -= 1;
+        }
+        Some(())
+    }
+
     /// An array, struct or dict entry of type code `c`; `sig[*i..]` follows `c`.
     #[inline(never)]
     fn container(&mut self, c: u8, sig: &[u8], i: &mut usize) -> Option<()> {
@@ -248,27 +297,17 @@ impl<'b> Walk<'b> {
                 let elem = sig.get(*i..end)?;
                 *i = end;
                 if let Some(size) = bulk_size(elem) {
-                    // The levels the element-wise walk counts: the array, and its structs
-                    // when it has any.
-                    self.enter()?;
-                    let stop = self.array_start(size.min(8))?;
-                    let len = stop - self.pos;
-                    if len % size != 0 {
-                        return None;
-                    }
-                    self.pos = stop;
-                    if len != 0 && elem[0] == b'(' {
-                        self.enter()?;
-                        self.depth -= 1;
-                    }
-                    self.depth -= 1;
-                    return Some(());
+                    return self.bulk_array(size, elem[0] == b'(');
                 }
                 let stop = self.array_start(alignment(elem[0]))?;
                 self.enter()?;
                 match elem {
-                    // Dict entries with a basic key, the common case (`a{sv}`, `a{ss}`, ...):
-                    // no call per entry.
+                    // `a{sv}`, the commonest of all (properties): the variant read directly,
+                    // and a string key without the dispatch on its code.
+                    [b'{', b's', b'v', b'}'] => self.variant_entries(b's', stop)?,
+                    [b'{', k, b'v', b'}'] => self.variant_entries(*k, stop)?,
+                    // Other dict entries with a basic key (`a{ss}`, `a{oa{sv}}`, ...): no call
+                    // per entry.
                     [b'{', k, rest @ .., b'}'] => {
                         while self.pos < stop {
                             self.pad(8)?;

@@ -441,7 +441,7 @@ pub(crate) fn decode_value(dec: &mut Decoder<'_>, sig: &[u8], i: &mut usize) -> 
                 // As the bulk validation does: a whole number of fixed-size elements
                 // (CVE-2022-42011), checked before any element is read.
                 let len = stop - dec.pos();
-                if len % size != 0 {
+                if !crate::codec::is_whole(len, size) {
                     return Err(dec
                         .error_at(ErrorKind::ArrayLengthIncorrect, at)
                         .detail(format!(
