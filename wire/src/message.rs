@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd};
+use crate::codec::{Decode, Decoder, Encode, Encoder, Endian, Fd, MAX_ARRAY_LEN};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::{
     self, BusName, ErrorName, InterfaceName, MemberName, ObjectPath, check_bus_name,
@@ -409,6 +409,10 @@ fn read_known_fields_into(
     big: bool,
     f: &mut KnownFields,
 ) -> Option<()> {
+    if header_end - FIXED_HEADER_LEN > MAX_ARRAY_LEN {
+        // The fields are an array: past 64 MiB the general reader refuses it at its length.
+        return None;
+    }
     let h = raw.get(..header_end)?;
     let mut pos = FIXED_HEADER_LEN;
     while pos < header_end {

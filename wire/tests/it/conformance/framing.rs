@@ -1,7 +1,7 @@
 //! wire.md section A: the fixed header and framing (cases 1-13).
 
 use bytes::Bytes;
-use fastbus_wire::{ErrorKind, MAX_MESSAGE_LEN, Message, MessageType, frame_len};
+use fastbus_wire::{ErrorKind, MAX_ARRAY_LEN, MAX_MESSAGE_LEN, Message, MessageType, frame_len};
 
 use super::support::*;
 
@@ -147,6 +147,20 @@ fn rejects_insane_fields_array_length_from_the_fixed_header_alone() {
             let err = frame_len(&bytes[..16]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InsaneFieldsArrayLength);
         }
+    }
+}
+
+/// The header fields are an array, so 64 MiB is their limit too (wire.md's array limit, case
+/// 44, applied to the header): a header past it, whose every field is known and valid (a PATH
+/// of 64 MiB), is refused at the array's length word, not read field by field and accepted.
+#[test]
+fn rejects_header_fields_array_longer_than_64_mib() {
+    let path = format!("/{}", "a".repeat(MAX_ARRAY_LEN));
+    for e in BOTH {
+        let bytes = RawMsg::call(e).replace(PATH, "o", fs(&path)).bytes();
+        let err = Message::decode(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArrayLengthExceedsMaximum, "{err}");
+        assert_eq!(err.offset(), Some(12), "{err}");
     }
 }
 
