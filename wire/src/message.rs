@@ -130,7 +130,7 @@ impl HeaderField {
     /// The number of file descriptors that travel with the message (`u`).
     pub const UNIX_FDS: Self = Self(9);
 
-    fn expected_type(self) -> Option<u8> {
+    const fn expected_type(self) -> Option<u8> {
         Some(match self.0 {
             1 => b'o',
             2 | 3 | 4 | 6 | 7 => b's',
@@ -324,20 +324,19 @@ fn padding_is_zero(raw: &[u8], header_end: usize) -> bool {
     pad == 0 || word64(raw, header_end + pad - 8).is_some_and(|w| w >> ((8 - pad) * 8) == 0)
 }
 
-/// For each header field code up to 9, the type code its variant must hold; `0x100`, which no
-/// byte equals, for code 0 (invalid).
-const FIELD_TYPES: [u16; 10] = [
-    0x100,
-    b'o' as u16,
-    b's' as u16,
-    b's' as u16,
-    b's' as u16,
-    b'u' as u16,
-    b's' as u16,
-    b's' as u16,
-    b'g' as u16,
-    b'u' as u16,
-];
+/// [`HeaderField::expected_type`] as a table for the codes up to 9, one load per field; `0x100`,
+/// which no byte equals, for code 0 (invalid).
+const FIELD_TYPES: [u16; 10] = {
+    let mut t = [0x100; 10];
+    let mut code = 1;
+    while code < 10 {
+        if let Some(c) = HeaderField(code as u8).expected_type() {
+            t[code] = c as u16;
+        }
+        code += 1;
+    }
+    t
+};
 
 /// The header fields of the common shape, as [`read_known_fields`] reads them.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -327,13 +327,10 @@ fn is_simple_signature(s: &[u8]) -> bool {
             i += 1;
             continue;
         }
-        match s.get(i..i + 5) {
-            Some(&[b'a', c, ..]) if simple(c) => i += 2,
-            Some(&[b'a', b'{', k, v, b'}']) if is_basic(k) && simple(v) => i += 5,
-            _ => match s.get(i..i + 2) {
-                Some(&[b'a', c]) if simple(c) => i += 2,
-                _ => return false,
-            },
+        match s.get(i..) {
+            Some(&[b'a', e, ..]) if simple(e) => i += 2,
+            Some(&[b'a', b'{', k, v, b'}', ..]) if is_basic(k) && simple(v) => i += 5,
+            _ => return false,
         }
     }
     true

@@ -344,20 +344,10 @@ pub(crate) fn decode_ref<'a>(
 ) -> Result<ValueRef<'a>> {
     let c = sig.get(*i).copied().unwrap_or(0);
     *i += 1;
+    if let Some(v) = basic_ref(dec, c) {
+        return v;
+    }
     Ok(match c {
-        b'y' => ValueRef::Byte(dec.u8()?),
-        b'b' => ValueRef::Bool(dec.bool()?),
-        b'n' => ValueRef::I16(dec.u16()? as i16),
-        b'q' => ValueRef::U16(dec.u16()?),
-        b'i' => ValueRef::I32(dec.u32()? as i32),
-        b'u' => ValueRef::U32(dec.u32()?),
-        b'x' => ValueRef::I64(dec.u64()? as i64),
-        b't' => ValueRef::U64(dec.u64()?),
-        b'd' => ValueRef::F64(f64::from_bits(dec.u64()?)),
-        b'h' => ValueRef::Fd(Fd(dec.fd_index()?)),
-        b's' => ValueRef::Str(dec.str()?),
-        b'o' => ValueRef::ObjectPath(dec.object_path()?),
-        b'g' => ValueRef::Signature(dec.signature()?),
         b'v' => ValueRef::Variant(Box::new(decode_variant(dec)?)),
         b'a' if sig.get(*i) == Some(&b'{') => {
             let end = type_end(sig, *i);
@@ -401,15 +391,7 @@ pub(crate) fn decode_ref<'a>(
             }
             let items = match elem {
                 [code @ (b'y' | b'n' | b'q' | b'i' | b'u' | b'x' | b't' | b'd')] => {
-                    // Fixed-size numbers: the elements are the bytes, borrowed as they are.
-                    dec.enter()?;
-                    let bytes = dec.take(stop - dec.pos())?;
-                    dec.leave();
-                    Items::Fixed {
-                        code: *code,
-                        bytes,
-                        big: dec.endian() == Endian::Big,
-                    }
+                    fixed_items(dec, *code, stop)?
                 }
                 _ => {
                     let mut items =
@@ -448,18 +430,10 @@ pub(crate) fn decode_ref<'a>(
 fn decode_variant<'a>(dec: &mut Decoder<'a>) -> Result<ValueRef<'a>> {
     let inner = dec.variant_signature()?;
     dec.enter()?;
-    // The commonest variants (strings, numbers, booleans: property values) read here, as
+    // The commonest variants (basic values, `ay`: property values) read here, as
     // `decode_ref` reads them, without its call.
     let v = match *inner {
-        [b's'] => dec.str().map(ValueRef::Str),
-        [b'u'] => dec.u32().map(ValueRef::U32),
-        [b'i'] => dec.u32().map(|n| ValueRef::I32(n as i32)),
-        [b'b'] => dec.bool().map(ValueRef::Bool),
-        [b'y'] => dec.u8().map(ValueRef::Byte),
-        [b'x'] => dec.u64().map(|n| ValueRef::I64(n as i64)),
-        [b't'] => dec.u64().map(ValueRef::U64),
-        [b'd'] => dec.u64().map(|n| ValueRef::F64(f64::from_bits(n))),
-        [b'o'] => dec.object_path().map(ValueRef::ObjectPath),
+        [c] => basic_ref(dec, c).unwrap_or_else(|| decode_ref(dec, inner, &mut 0)),
         [b'a', b'y'] => bytes_ref(dec),
         _ => decode_ref(dec, inner, &mut 0),
     }
@@ -468,21 +442,49 @@ fn decode_variant<'a>(dec: &mut Decoder<'a>) -> Result<ValueRef<'a>> {
     Ok(v)
 }
 
+/// A value of the basic type `c`; `None` when `c` is not a basic type code.
+#[inline(always)]
+fn basic_ref<'a>(dec: &mut Decoder<'a>, c: u8) -> Option<Result<ValueRef<'a>>> {
+    Some(match c {
+        b'y' => dec.u8().map(ValueRef::Byte),
+        b'b' => dec.bool().map(ValueRef::Bool),
+        b'n' => dec.u16().map(|n| ValueRef::I16(n as i16)),
+        b'q' => dec.u16().map(ValueRef::U16),
+        b'i' => dec.u32().map(|n| ValueRef::I32(n as i32)),
+        b'u' => dec.u32().map(ValueRef::U32),
+        b'x' => dec.u64().map(|n| ValueRef::I64(n as i64)),
+        b't' => dec.u64().map(ValueRef::U64),
+        b'd' => dec.u64().map(|n| ValueRef::F64(f64::from_bits(n))),
+        b'h' => dec.fd_index().map(|n| ValueRef::Fd(Fd(n))),
+        b's' => dec.str().map(ValueRef::Str),
+        b'o' => dec.object_path().map(ValueRef::ObjectPath),
+        b'g' => dec.signature().map(ValueRef::Signature),
+        _ => return None,
+    })
+}
+
+/// The elements of an array of fixed-size numbers `code`, up to `stop`: the bytes, borrowed
+/// as they are.
+#[inline]
+fn fixed_items<'a>(dec: &mut Decoder<'a>, code: u8, stop: usize) -> Result<Items<'a>> {
+    dec.enter()?;
+    let bytes = dec.take(stop - dec.pos())?;
+    dec.leave();
+    Ok(Items::Fixed {
+        code,
+        bytes,
+        big: dec.endian() == Endian::Big,
+    })
+}
+
 /// An `ay`, as [`decode_ref`] reads it (every check in the same order): one borrowed slice.
 #[inline]
 fn bytes_ref<'a>(dec: &mut Decoder<'a>) -> Result<ValueRef<'a>> {
     dec.align(4)?;
     let stop = dec.array_start(1)?;
-    dec.enter()?;
-    let bytes = dec.take(stop - dec.pos())?;
-    dec.leave();
     Ok(ValueRef::Array(ArrayRef {
         element_signature: element_sig(b"y"),
-        items: Items::Fixed {
-            code: b'y',
-            bytes,
-            big: dec.endian() == Endian::Big,
-        },
+        items: fixed_items(dec, b'y', stop)?,
     }))
 }
 
