@@ -899,10 +899,10 @@ mod tests {
         }
     }
 
-    /// Byte arrays take their own loop at encode: same bytes as the element-by-element path
-    /// of other arrays, in both orders.
+    /// A `Value` byte array takes its own loop at encode: it writes the same bytes as the typed
+    /// `[u8]` encoder (a bulk copy), in both orders, and decodes back to itself.
     #[test]
-    fn byte_array_encodes_like_any_array() {
+    fn byte_array_value_encodes_like_typed_bytes() {
         let bytes: Vec<u8> = (0..=255).collect();
         let v =
             Value::Array(Array::new(sig("y"), bytes.iter().map(|&b| b.into()).collect()).unwrap());
