@@ -6,7 +6,6 @@
 //! into the receivers' outboxes itself, usually straight to their sockets.
 //! Nothing here decides routing; that is [`crate::state`].
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -23,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::outbox::{Outbox, Push};
-use crate::state::{BusState, Delivery};
+use crate::state::{BusState, Delivery, Distinct};
 
 #[derive(Debug)]
 struct Shared {
@@ -576,28 +575,16 @@ const MAX_BATCH: usize = 64;
 #[derive(Debug, Default)]
 struct Touched {
     list: Vec<Arc<Outbox>>,
-    /// Addresses of `list`'s outboxes, once it is too long to scan (a big broadcast).
-    seen: HashSet<usize>,
+    /// Addresses of `list`'s outboxes. The list holds every outbox it names, so
+    /// no address is reused meanwhile.
+    seen: Distinct<usize>,
 }
 
 impl Touched {
     fn add(&mut self, o: &Arc<Outbox>) {
-        const SCAN: usize = 16;
-        if self.list.len() < SCAN {
-            if self.list.iter().any(|x| Arc::ptr_eq(x, o)) {
-                return;
-            }
-        } else {
-            if self.seen.is_empty() {
-                self.seen
-                    .extend(self.list.iter().map(|x| Arc::as_ptr(x) as usize));
-            }
-            // The list holds every outbox it names, so no address is reused meanwhile.
-            if !self.seen.insert(Arc::as_ptr(o) as usize) {
-                return;
-            }
+        if self.seen.insert(Arc::as_ptr(o) as usize) {
+            self.list.push(Arc::clone(o));
         }
-        self.list.push(Arc::clone(o));
     }
 
     fn flush(&mut self) {

@@ -194,32 +194,62 @@ struct RuleEntry {
     key: IndexKey,
 }
 
-/// The connections a broadcast goes to, each once, in the order found.
-#[derive(Debug, Default)]
-struct Recipients {
-    list: Vec<ConnId>,
-    /// The same ids, once `list` is too long to scan.
-    set: HashSet<ConnId>,
+/// Values kept once each, in the order first added: the recipients of a
+/// broadcast, the outboxes a batch of routed messages touched. A short list is
+/// scanned; past [`Distinct::SCAN`] a set of the same values answers instead.
+#[derive(Debug)]
+pub(crate) struct Distinct<T> {
+    list: Vec<T>,
+    /// The same values, once `list` is too long to scan.
+    set: HashSet<T>,
 }
 
-impl Recipients {
+impl<T> Default for Distinct<T> {
+    fn default() -> Self {
+        Distinct {
+            list: Vec::new(),
+            set: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Copy + Eq + std::hash::Hash> Distinct<T> {
     const SCAN: usize = 16;
 
-    fn contains(&self, c: ConnId) -> bool {
+    pub(crate) fn contains(&self, v: T) -> bool {
         if self.list.len() <= Self::SCAN {
-            self.list.contains(&c)
+            self.list.contains(&v)
         } else {
-            self.set.contains(&c)
+            self.set.contains(&v)
         }
     }
 
-    fn add(&mut self, c: ConnId) {
-        self.list.push(c);
-        if self.list.len() == Self::SCAN + 1 {
-            self.set.extend(self.list.iter().copied());
-        } else if self.list.len() > Self::SCAN + 1 {
-            self.set.insert(c);
+    /// Adds `v` unless it is there already; whether it was added.
+    pub(crate) fn insert(&mut self, v: T) -> bool {
+        if self.list.len() < Self::SCAN {
+            if self.list.contains(&v) {
+                return false;
+            }
+        } else {
+            if self.set.is_empty() {
+                self.set.extend(self.list.iter().copied());
+            }
+            if !self.set.insert(v) {
+                return false;
+            }
         }
+        self.list.push(v);
+        true
+    }
+
+    /// The values, in the order they were first added.
+    pub(crate) fn as_slice(&self) -> &[T] {
+        &self.list
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.list.clear();
+        self.set.clear();
     }
 }
 
@@ -589,12 +619,12 @@ impl BusState {
         let args = MessageArgs::new(msg);
         let owns = |n: &BusName<'_>| self.sender_owns(sender, n);
         let ctx = MatchContext::bus().with_sender_owns(&owns);
-        let mut recipients = Recipients::default();
+        let mut recipients = Distinct::default();
         let mut check = |set: Option<&HashSet<RuleId>>| {
             for id in set.into_iter().flatten() {
                 if let Some(e) = &self.rules[*id] {
                     if !recipients.contains(e.conn) && e.rule.matches_in(msg, &args, &ctx) {
-                        recipients.add(e.conn);
+                        recipients.insert(e.conn);
                     }
                 }
             }
@@ -633,7 +663,7 @@ impl BusState {
             check(self.index.get(PATH, p.as_str()));
         }
         check(Some(&self.index.any));
-        for to in recipients.list {
+        for &to in recipients.as_slice() {
             self.push_to(to, bytes, msg, out);
         }
     }
@@ -656,18 +686,18 @@ impl BusState {
         let ctx = MatchContext::bus()
             .with_sender_owns(&owns)
             .with_recipient_owns(&rowns);
-        let mut recipients: Vec<ConnId> = Vec::new();
+        let mut recipients = Distinct::default();
         for id in &self.eavesdrop {
             if let Some(e) = &self.rules[*id] {
                 if Some(e.conn) != addressee
-                    && !recipients.contains(&e.conn)
+                    && !recipients.contains(e.conn)
                     && e.rule.matches_in(msg, &args, &ctx)
                 {
-                    recipients.push(e.conn);
+                    recipients.insert(e.conn);
                 }
             }
         }
-        for to in recipients {
+        for &to in recipients.as_slice() {
             self.push_to(to, bytes, msg, out);
         }
     }
@@ -1229,16 +1259,25 @@ mod tests {
 
     #[test]
     fn recipients_are_kept_once_each_in_order_past_the_scan_limit() {
-        let mut r = Recipients::default();
+        let mut r = Distinct::default();
         for c in 0..40u64 {
             assert!(!r.contains(c));
-            r.add(c);
+            assert!(r.insert(c));
             assert!(r.contains(c));
+            assert!(!r.insert(c), "{c} added twice");
         }
         for c in 0..40u64 {
             assert!(r.contains(c));
+            assert!(!r.insert(c), "{c} added twice");
         }
         assert!(!r.contains(40));
-        assert_eq!(r.list, (0..40).collect::<Vec<_>>());
+        assert_eq!(r.as_slice(), (0..40).collect::<Vec<_>>());
+        r.clear();
+        assert!(r.as_slice().is_empty());
+        for c in 0..40u64 {
+            assert!(!r.contains(c), "{c} kept after clear");
+        }
+        assert!(r.insert(39));
+        assert_eq!(r.as_slice(), [39]);
     }
 }
