@@ -149,6 +149,12 @@ impl Outbox {
         true
     }
 
+    /// Gives back a reservation of `n` fds whose message will not be queued.
+    pub(crate) fn release_fds(&self, n: usize) {
+        let mut g = lock(&self.inner);
+        g.reserved_fds = g.reserved_fds.saturating_sub(n);
+    }
+
     fn fds_waiting(g: &Inner) -> usize {
         g.writer
             .as_ref()
@@ -399,6 +405,23 @@ mod tests {
         o.close();
         read_all(&mut r, n, true).await;
         finished(task).await;
+    }
+
+    #[tokio::test]
+    async fn fd_reservations_count_until_released() {
+        let (o, _task, _r) = pair(1 << 20);
+        o.set_max_fds(4);
+        assert!(!o.fds_full());
+        assert!(o.reserve_fds(3));
+        // Checked before adding, as dbus-daemon does: 3 wait, so 2 more get in.
+        assert!(o.reserve_fds(2));
+        assert!(o.fds_full());
+        assert!(!o.reserve_fds(1), "reserved past max_outgoing_unix_fds");
+        o.release_fds(2);
+        assert!(!o.fds_full());
+        assert!(o.reserve_fds(1));
+        o.release_fds(usize::MAX);
+        assert!(!o.fds_full());
     }
 
     #[tokio::test]

@@ -486,15 +486,16 @@ impl BusState {
                 Vec::new()
             } else if !c.unix_fd {
                 return;
+            } else if !c.outbox.reserve_fds(msg.fds().len()) {
+                // Before copying the fds: a full receiver costs no dup and close per fd.
+                tracing::debug!(
+                    "not delivering a message with fds: the receiver's fd queue is full (max_outgoing_unix_fds)"
+                );
+                return;
             } else if let Some(fds) = dup_fds(msg) {
-                if !c.outbox.reserve_fds(fds.len()) {
-                    tracing::debug!(
-                        "not delivering a message with fds: the receiver's fd queue is full (max_outgoing_unix_fds)"
-                    );
-                    return;
-                }
                 fds
             } else {
+                c.outbox.release_fds(msg.fds().len());
                 tracing::warn!("cannot copy the fds of a message (out of fds?): not delivered");
                 return;
             };
