@@ -524,16 +524,14 @@ both!(
 async fn fds_of_an_unfinished_message(d: Daemon) {
     let mut a = d.client().await;
     let mut b = d.client().await;
-    let s = a.next_serial();
-    let whole = sig("Whole")
-        .destination(b.name.as_str())
-        .body(&(Fd(0),))
-        .unix_fds(1)
-        .fds(vec![pipe_with("whole")])
-        .serial(s)
-        .build()
-        .expect("build");
-    a.send_msg(&whole).await;
+    a.send(
+        sig("Whole")
+            .destination(b.name.as_str())
+            .body(&(Fd(0),))
+            .unix_fds(1)
+            .fds(vec![pipe_with("whole")]),
+    )
+    .await;
     let got = b.recv_where(|m| member_is(m, "Whole")).await;
     assert_eq!(read_fd(&got, 0), "whole");
     let mut stuck = d.client().await;
@@ -579,19 +577,18 @@ async fn outgoing_fd_queue(d: Daemon) {
         )
         .await;
     }
-    let mut serials = Vec::new();
-    for i in 0..8u32 {
-        let s = a.next_serial();
-        let m = Message::method_call("/s", "TakeFd")
-            .destination(b.name.as_str())
+    // A call with one fd, a pipe holding `i` as text.
+    let to = b.name.clone();
+    let take_fd = |i: u32| {
+        Message::method_call("/s", "TakeFd")
+            .destination(to.as_str())
             .body(&(i, Fd(0)))
             .unix_fds(1)
             .fds(vec![pipe_with(&i.to_string())])
-            .serial(s)
-            .build()
-            .expect("build");
-        a.send_msg(&m).await;
-        serials.push(s);
+    };
+    let mut serials = Vec::new();
+    for i in 0..8u32 {
+        serials.push(a.send(take_fd(i)).await);
     }
     let errors: Vec<(Option<u32>, String)> = a
         .drain()
@@ -622,16 +619,7 @@ async fn outgoing_fd_queue(d: Daemon) {
         "a refused call was delivered"
     );
     // Read: room again.
-    let s = a.next_serial();
-    let m = Message::method_call("/s", "TakeFd")
-        .destination(b.name.as_str())
-        .body(&(99u32, Fd(0)))
-        .unix_fds(1)
-        .fds(vec![pipe_with("99")])
-        .serial(s)
-        .build()
-        .expect("build");
-    a.send_msg(&m).await;
+    a.send(take_fd(99)).await;
     let got = b.recv_where(|m| member_is(m, "TakeFd")).await;
     assert_eq!(read_fd(&got, 0), "99");
 }
@@ -651,24 +639,18 @@ async fn max_incoming_unix_fds_disconnects_the_sender() {
         .expect("testbus starts");
     let mut a = d.client().await;
     let mut b = d.client().await;
-    let fds_signal = |c: &mut Client, n: u32, to: &str| {
-        let s = c.next_serial();
+    let fds_signal = |n: u32, to: &str| {
         sig("Fds")
             .destination(to)
             .body(&(n,))
             .unix_fds(n)
             .fds((0..n).map(|i| pipe_with(&i.to_string())).collect())
-            .serial(s)
-            .build()
-            .expect("build")
     };
-    let m = fds_signal(&mut a, 4, &b.name);
-    a.send_msg(&m).await;
+    a.send(fds_signal(4, &b.name)).await;
     let got = b.recv_where(|m| member_is(m, "Fds")).await;
     assert_eq!(got.fds().len(), 4);
     let mut over = d.client().await;
-    let m = fds_signal(&mut over, 5, &b.name);
-    over.send_msg(&m).await;
+    over.send(fds_signal(5, &b.name)).await;
     over.expect_closed().await;
     assert_eq!(a.bus_error("GetId", &()).await, "");
     assert!(!b.drain().await.iter().any(|m| member_is(m, "Fds")));
