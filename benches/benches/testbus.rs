@@ -555,7 +555,6 @@ fn echo_benches(c: &mut Criterion) {
         .iter()
         .map(|b| rt.block_on(echo_pair(&b.address)))
         .collect();
-    let msg = echo_call();
 
     let group = "testbus_echo_sequential";
     let mut g = c.benchmark_group(group);
@@ -564,20 +563,7 @@ fn echo_benches(c: &mut Criterion) {
     for (bus, (client, _server)) in buses.iter().zip(&pairs) {
         let id = BenchmarkId::from_parameter(bus.name);
         let label = format!("{group}/{}", bus.name);
-        ran &= bench_on(&mut g, id, &label, bus, 1, |iters| {
-            let (client, msg) = (client.clone(), msg.clone());
-            rt.block_on(async move {
-                tokio::spawn(async move {
-                    let t = Instant::now();
-                    for _ in 0..iters {
-                        echo(client.clone(), msg.clone()).await;
-                    }
-                    t.elapsed()
-                })
-                .await
-                .expect("task")
-            })
-        });
+        ran &= bench_echo(&mut g, &rt, id, &label, bus, client);
     }
     g.finish();
     if let (true, [tb, dd], [(tc, _), (dc, _)]) = (ran, &buses[..], &pairs[..]) {
