@@ -326,17 +326,7 @@ impl FramedReader {
     fn decode_without_fds(frame: Bytes, max_message_fds: usize) -> Result<Option<Message>> {
         let msg = Message::decode(frame)?;
         if let Some(n) = msg.unix_fds().filter(|&n| n > 0) {
-            let declared = usize::try_from(n).unwrap_or(usize::MAX);
-            if declared > max_message_fds {
-                return Err(Error::TooManyFds {
-                    count: declared,
-                    limit: max_message_fds,
-                });
-            }
-            return Err(Error::MissingFds {
-                declared: n,
-                received: 0,
-            });
+            check_fd_count(usize::try_from(n).unwrap_or(usize::MAX), 0, max_message_fds)?;
         }
         Ok(Some(msg))
     }
@@ -518,18 +508,7 @@ impl FramedReader {
         if truncated {
             return Err(Error::FdsTruncated);
         }
-        if declared > self.fd.max_message_fds {
-            return Err(Error::TooManyFds {
-                count: declared,
-                limit: self.fd.max_message_fds,
-            });
-        }
-        if fds.len() < declared {
-            return Err(Error::MissingFds {
-                declared: u32::try_from(declared).unwrap_or(u32::MAX),
-                received: fds.len(),
-            });
-        }
+        check_fd_count(declared, fds.len(), self.fd.max_message_fds)?;
         if surplus > 0 {
             return Err(Error::SurplusFds { count: surplus });
         }
@@ -538,6 +517,25 @@ impl FramedReader {
         }
         Ok(msg)
     }
+}
+
+/// Refuses a message that declares more fds than one message may carry
+/// (`max_message_fds`), or more than the `received` ones that came with it.
+#[inline]
+fn check_fd_count(declared: usize, received: usize, max_message_fds: usize) -> Result<()> {
+    if declared > max_message_fds {
+        return Err(Error::TooManyFds {
+            count: declared,
+            limit: max_message_fds,
+        });
+    }
+    if received < declared {
+        return Err(Error::MissingFds {
+            declared: u32::try_from(declared).unwrap_or(u32::MAX),
+            received,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default)]
