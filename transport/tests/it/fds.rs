@@ -8,6 +8,8 @@ use fastbus_transport::{
 };
 use fastbus_wire::{Fd, Message};
 
+use crate::{framed_pair, raw_to_framed};
+
 fn with_fds(serial: u32, fds: Vec<OwnedFd>) -> Message {
     let n = u32::try_from(fds.len()).unwrap();
     let idx: Vec<Fd> = (0..n).map(Fd).collect();
@@ -27,11 +29,6 @@ fn plain(serial: u32) -> Message {
         .unwrap()
 }
 
-fn pair() -> ((FramedReader, FramedWriter), (FramedReader, FramedWriter)) {
-    let (a, b) = socketpair().unwrap();
-    (raw_framed(Box::new(a)), raw_framed(Box::new(b)))
-}
-
 /// Writes `data` through `w` and reads it back from `r`.
 fn check_pipe(w: &OwnedFd, r: &OwnedFd, data: &[u8]) {
     assert_eq!(rustix::io::write(w, data).unwrap(), data.len());
@@ -42,7 +39,7 @@ fn check_pipe(w: &OwnedFd, r: &OwnedFd, data: &[u8]) {
 
 #[tokio::test]
 async fn pipe_write_end_round_trips_over_a_socketpair() {
-    let ((_, mut w), (mut r, _)) = pair();
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let (pr, pw) = rustix::pipe::pipe().unwrap();
     w.send(&with_fds(1, vec![pw])).await.unwrap();
     let msg = r.next_message().await.unwrap().unwrap();
@@ -53,7 +50,7 @@ async fn pipe_write_end_round_trips_over_a_socketpair() {
 
 #[tokio::test]
 async fn several_fd_messages_in_one_read_keep_their_own_fds() {
-    let ((_, mut w), (mut r, _)) = pair();
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let pipes: Vec<(OwnedFd, OwnedFd)> = (0..3).map(|_| rustix::pipe::pipe().unwrap()).collect();
     let mut readers = Vec::new();
     // plain, 1 fd, plain, 2 fds: queued together, flushed at once.
@@ -83,9 +80,7 @@ async fn several_fd_messages_in_one_read_keep_their_own_fds() {
 
 #[tokio::test]
 async fn fd_message_split_over_reads_gets_its_fds() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut raw_w, mut r) = raw_to_framed();
     let (pr, pw) = rustix::pipe::pipe().unwrap();
     let real = with_fds(9, vec![pw]);
     let bytes_real = real.encode().unwrap();
@@ -104,9 +99,7 @@ async fn fd_message_split_over_reads_gets_its_fds() {
 
 #[tokio::test]
 async fn surplus_fds_fail_that_message_and_the_next_one_still_arrives() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut raw_w, mut r) = raw_to_framed();
     let (pr, pw) = rustix::pipe::pipe().unwrap();
     tr::send(&mut *raw_w, &plain(1).encode().unwrap(), vec![pw])
         .await
@@ -126,9 +119,7 @@ async fn surplus_fds_fail_that_message_and_the_next_one_still_arrives() {
 
 #[tokio::test]
 async fn missing_fds_fail_that_message() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut raw_w, mut r) = raw_to_framed();
     let (_pr, pw) = rustix::pipe::pipe().unwrap();
     let (_pr2, pw2) = rustix::pipe::pipe().unwrap();
     let m = with_fds(1, vec![pw, pw2]);
@@ -176,7 +167,7 @@ async fn memory_transport_moves_fds_and_reports_given_credentials() {
 
 #[tokio::test]
 async fn many_messages_flush_in_order_and_eof_is_clean() {
-    let ((_, mut w), (mut r, _)) = pair();
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let writer = tokio::spawn(async move {
         for i in 1..=2000u32 {
             w.queue(&plain(i)).unwrap();
@@ -195,9 +186,7 @@ async fn many_messages_flush_in_order_and_eof_is_clean() {
 
 #[tokio::test]
 async fn garbage_bytes_are_a_wire_error_not_a_panic() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut raw_w, mut r) = raw_to_framed();
     tr::send(
         &mut *raw_w,
         b"this is not a D-Bus message at all",
@@ -211,9 +200,7 @@ async fn garbage_bytes_are_a_wire_error_not_a_panic() {
 
 #[tokio::test]
 async fn stream_ending_inside_a_message_is_unexpected_eof() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut raw_w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut raw_w, mut r) = raw_to_framed();
     let bytes = plain(1).encode().unwrap();
     tr::send(&mut *raw_w, &bytes[..bytes.len() - 3], Vec::new())
         .await
@@ -253,16 +240,10 @@ fn all_closed(readers: &[OwnedFd]) {
     }
 }
 
-fn raw_pair() -> (Box<dyn fastbus_transport::TransportWrite>, FramedReader) {
-    let (a, b) = socketpair().unwrap();
-    let (_, w) = (Box::new(a) as BoxTransport).split();
-    (w, raw_framed(Box::new(b)).0)
-}
-
 /// CVE-2014-3533: one message's fds may come in several reads (here: two `sendmsg`s).
 #[tokio::test]
 async fn one_messages_fds_sent_in_two_sendmsgs_are_joined_in_order() {
-    let (mut raw_w, mut r) = raw_pair();
+    let (mut raw_w, mut r) = raw_to_framed();
     let (readers, writers) = pipes(2);
     let m = big_with_fds(5, writers, 1000);
     let bytes = m.encode().unwrap();
@@ -285,7 +266,7 @@ async fn one_messages_fds_sent_in_two_sendmsgs_are_joined_in_order() {
 /// and the stream goes on.
 #[tokio::test]
 async fn message_over_the_per_message_fd_cap_fails_and_its_fds_are_closed() {
-    let (mut raw_w, mut r) = raw_pair();
+    let (mut raw_w, mut r) = raw_to_framed();
     r.set_max_message_fds(2);
     let (readers, writers) = pipes(3);
     let m = with_fds(1, writers);
@@ -307,7 +288,7 @@ async fn message_over_the_per_message_fd_cap_fails_and_its_fds_are_closed() {
 /// CVE-2014-3636: a per-connection cap on fds held for messages that are not complete yet.
 #[tokio::test]
 async fn fds_in_flight_over_the_connection_cap_fail_the_connection_and_are_closed() {
-    let (mut raw_w, mut r) = raw_pair();
+    let (mut raw_w, mut r) = raw_to_framed();
     r.set_max_pending_fds(4);
     let (readers, writers) = pipes(6);
     let m = big_with_fds(1, writers, 10_000);
@@ -331,7 +312,7 @@ async fn fds_in_flight_over_the_connection_cap_fail_the_connection_and_are_close
 /// is refused before anything is queued.
 #[tokio::test]
 async fn writer_refuses_more_fds_than_one_sendmsg_carries() {
-    let ((_, mut w), _) = pair();
+    let ((_, mut w), _) = framed_pair();
     let (_pr, pw) = rustix::pipe::pipe().unwrap();
     let writers: Vec<OwnedFd> = (0..254).map(|_| pw.try_clone().unwrap()).collect();
     assert!(matches!(
@@ -487,7 +468,7 @@ async fn halves_of_one_transport_work_from_two_tasks_on_unix_tcp_and_memory() {
 /// messages that came in one read lie back to back in memory.
 #[tokio::test]
 async fn frames_are_slices_of_the_read_buffer_not_copies() {
-    let ((_, mut w), (mut r, _)) = pair();
+    let ((_, mut w), (mut r, _)) = framed_pair();
     for i in 1..=3 {
         w.queue(&plain(i)).unwrap();
     }
@@ -603,7 +584,7 @@ proptest::proptest! {
 /// that message fails, the stream goes on; over the per-message cap it is `TooManyFds`.
 #[tokio::test]
 async fn a_message_declaring_fds_that_never_came_fails_alone() {
-    let (mut raw_w, mut r) = raw_pair();
+    let (mut raw_w, mut r) = raw_to_framed();
     let (_readers, writers) = pipes(2);
     // Its bytes only: the fds stay here.
     let declares_two = with_fds(1, writers).encode().unwrap();

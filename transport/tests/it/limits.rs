@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use fastbus_transport::transport::{self as tr};
 use fastbus_transport::{
-    BoxTransport, Error, FramedReader, FramedWriter, MAX_MESSAGE_SIZE, memory_pair, raw_framed,
-    socketpair,
+    Error, FramedReader, FramedWriter, MAX_MESSAGE_SIZE, memory_pair, raw_framed,
 };
 use fastbus_wire::{Fd, Message};
+
+use crate::{framed_pair, raw_to_framed};
 
 /// Fails the test instead of hanging it.
 async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
@@ -37,14 +38,6 @@ fn sized(serial: u32, body_len: usize) -> Message {
         .body(&vec![7u8; body_len])
         .build()
         .unwrap()
-}
-
-/// A framed reader fed by a raw sending half (to send partial messages).
-fn raw_to_framed() -> (Box<dyn tr::TransportWrite>, FramedReader) {
-    let (a, b) = socketpair().unwrap();
-    let (_, raw_w) = (Box::new(a) as BoxTransport).split();
-    let (r, _) = raw_framed(Box::new(b));
-    (raw_w, r)
 }
 
 #[test]
@@ -75,10 +68,7 @@ async fn message_over_the_size_cap_fails_from_its_header_alone() {
 
 #[tokio::test]
 async fn message_exactly_at_the_size_cap_is_accepted() {
-    let ((_, mut w), (mut r, _)) = {
-        let (a, b) = socketpair().unwrap();
-        (raw_framed(Box::new(a)), raw_framed(Box::new(b)))
-    };
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let m = sized(1, 3000);
     let len = m.encode().unwrap().len();
     r.set_max_message_size(len);
@@ -147,9 +137,7 @@ async fn fds_of_a_message_completed_in_time_are_delivered() {
 
 #[tokio::test]
 async fn whole_fd_messages_are_not_affected_by_a_short_pending_fd_timeout() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut w) = raw_framed(Box::new(a));
-    let (mut r, _) = raw_framed(Box::new(b));
+    let ((_, mut w), (mut r, _)) = framed_pair();
     r.set_pending_fd_timeout(Some(Duration::from_millis(1)));
     for serial in 1..=3 {
         let (_pr, pw) = rustix::pipe::pipe().unwrap();
@@ -161,9 +149,7 @@ async fn whole_fd_messages_are_not_affected_by_a_short_pending_fd_timeout() {
 
 #[tokio::test]
 async fn next_frame_closes_the_fds_of_the_frames_it_hands_out() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut w) = raw_framed(Box::new(a));
-    let (mut r, _) = raw_framed(Box::new(b));
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let (pr, pw) = rustix::pipe::pipe().unwrap();
     w.send(&with_fds(1, vec![pw])).await.unwrap();
     let frame = bounded("the frame", r.next_frame()).await.unwrap().unwrap();
@@ -175,9 +161,7 @@ async fn next_frame_closes_the_fds_of_the_frames_it_hands_out() {
 
 #[tokio::test]
 async fn writer_counts_queued_fds_and_refuses_past_its_cap() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut w) = raw_framed(Box::new(a));
-    let (mut r, _) = raw_framed(Box::new(b));
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let pipe = || rustix::pipe::pipe().unwrap().1;
     assert_eq!(w.queued_fds(), 0);
     w.queue(&with_fds(1, vec![pipe()])).unwrap();
@@ -241,9 +225,7 @@ async fn fds_stay_counted_while_the_peer_does_not_read() {
 
 #[tokio::test]
 async fn writer_refuses_fds_without_bytes_to_carry_them() {
-    let (a, b) = socketpair().unwrap();
-    let (_, mut w) = raw_framed(Box::new(a));
-    let (mut r, _) = raw_framed(Box::new(b));
+    let ((_, mut w), (mut r, _)) = framed_pair();
     let (pr, pw) = rustix::pipe::pipe().unwrap();
     match w.queue_bytes(&[], vec![pw]) {
         Err(Error::FdsWithoutBytes { count: 1 }) => {}

@@ -8,7 +8,23 @@ mod limits;
 mod mutation;
 mod readiness;
 
+use fastbus_transport::transport::TransportWrite;
+use fastbus_transport::{BoxTransport, FramedReader, FramedWriter, raw_framed, socketpair};
 use fastbus_wire::Message;
+
+/// Two framed ends of a Unix socketpair.
+pub(crate) fn framed_pair() -> ((FramedReader, FramedWriter), (FramedReader, FramedWriter)) {
+    let (a, b) = socketpair().unwrap();
+    (raw_framed(Box::new(a)), raw_framed(Box::new(b)))
+}
+
+/// A framed reader fed by a raw sending half over a Unix socketpair (to send partial
+/// messages, or bytes without the fds they declare).
+pub(crate) fn raw_to_framed() -> (Box<dyn TransportWrite>, FramedReader) {
+    let (a, b) = socketpair().unwrap();
+    let (_, w) = (Box::new(a) as BoxTransport).split();
+    (w, raw_framed(Box::new(b)).0)
+}
 
 /// A `Hello` call with serial `serial`, encoded.
 pub(crate) fn hello(serial: u32) -> Message {

@@ -8,8 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fastbus_transport::transport as tr;
-use fastbus_transport::{BoxTransport, FramedReader, UnixTransport, raw_framed};
+use fastbus_transport::{FramedReader, UnixTransport, raw_framed};
 use fastbus_wire::{Fd, Message};
+
+use crate::{framed_pair, raw_to_framed};
 
 /// Generous: only a bug (a read waiting for readiness that never comes) takes this long.
 const WAIT: Duration = Duration::from_secs(20);
@@ -34,9 +36,7 @@ async fn next(r: &mut FramedReader) -> Message {
 /// short read must not clear the readiness, or the queued write would wait for more data.
 #[tokio::test]
 async fn a_read_that_stops_after_fds_leaves_the_rest_readable() {
-    let (a, b) = fastbus_transport::socketpair().unwrap();
-    let (_, mut w) = (Box::new(a) as BoxTransport).split();
-    let (mut r, _) = raw_framed(Box::new(b));
+    let (mut w, mut r) = raw_to_framed();
     let (_pr, pw) = rustix::pipe::pipe().unwrap();
     let with_fd = Message::signal("/t", "org.example.T", "Fd")
         .serial(1)
@@ -96,9 +96,7 @@ async fn with_so_passcred_writes_of_two_processes_are_both_read() {
 /// round trips in which every read is short.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_reads_still_wake_the_reader_for_later_data() {
-    let (a, b) = fastbus_transport::socketpair().unwrap();
-    let (mut ra, mut wa) = raw_framed(Box::new(a));
-    let (mut rb, mut wb) = raw_framed(Box::new(b));
+    let ((mut ra, mut wa), (mut rb, mut wb)) = framed_pair();
     let echo = tokio::spawn(async move {
         while let Ok(Some(m)) = rb.next_message().await {
             wb.send(&m).await.unwrap();
