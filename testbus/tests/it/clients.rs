@@ -372,10 +372,11 @@ fn started_like_gtestdbus() {
 /// `dbus-run-session`'s way: `--nofork --print-address FD --session`, and the
 /// address is read until end of file, so the daemon must close FD after it
 /// (it takes the fd at startup and drops it once printed; no re-exec, so the
-/// pid it prints is the one its parent started).
+/// pid it prints is the one its parent started). FD 0 too: standard input,
+/// which the daemon then points at `/dev/null`.
 #[test]
 fn print_address_fd_is_closed_after_printing() {
-    for fd in [4, 12] {
+    for fd in [0, 4, 12] {
         if fd > 9 && !Path::new("/bin/bash").exists() {
             eprintln!(
                 "SKIPPED: fd {fd}: no /bin/bash to hand the daemon an fd above 9 (sh cannot)"
