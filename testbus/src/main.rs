@@ -4,6 +4,7 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
+use std::os::fd::AsFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, ExitCode, Stdio};
 
@@ -78,12 +79,14 @@ fn main() -> ExitCode {
 /// The targets of `--print-address[=FD]` and `--print-pid[=FD]`, taken at
 /// startup: an inherited fd (FD > 2) is owned here from then on, written to
 /// once, and closed after printing, as dbus-daemon does (`dbus-run-session`
-/// reads the address until that end of file). Standard output and error stay
-/// open and are written through std's handles.
+/// reads the address until that end of file). FD 0 is written through a
+/// close-on-exec copy, and standard input becomes `/dev/null` after printing.
+/// Standard output and error stay open and are written through std's handles.
 struct PrintFds {
     address: Option<PrintTo>,
     pid: Option<PrintTo>,
-    /// The inherited fds, by number (one entry when both print to the same fd).
+    /// The inherited fds (and the copy of standard input), by number (one
+    /// entry when both print to the same fd).
     taken: Vec<(u32, std::fs::File)>,
 }
 
@@ -97,16 +100,21 @@ impl PrintFds {
             ("--print-pid", cl.print_pid),
         ] {
             let Some(PrintTo::Fd(n)) = to else { continue };
-            if n <= 2 || taken.iter().any(|(m, _)| *m == n) {
+            if n == 1 || n == 2 || taken.iter().any(|(m, _)| *m == n) {
                 continue;
             }
-            let Ok(raw) = i32::try_from(n) else {
-                return Err(Error::Usage(format!(
-                    "{opt}={n}: not a file descriptor number"
-                )));
-            };
-            let fd = fastbus_transport::take_inherited_fd(raw)
-                .map_err(|e| Error::Usage(format!("{opt}={n}: {e}")))?;
+            let fd = if n == 0 {
+                // Standard input stays std's; the copy is closed with the others.
+                std::io::stdin().as_fd().try_clone_to_owned()
+            } else {
+                let Ok(raw) = i32::try_from(n) else {
+                    return Err(Error::Usage(format!(
+                        "{opt}={n}: not a file descriptor number"
+                    )));
+                };
+                fastbus_transport::take_inherited_fd(raw)
+            }
+            .map_err(|e| Error::Usage(format!("{opt}={n}: {e}")))?;
             taken.push((n, std::fs::File::from(fd)));
         }
         Ok(PrintFds {
@@ -158,17 +166,6 @@ impl PrintFds {
                 .lock()
                 .write_all(line.as_bytes())
                 .map_err(io),
-            PrintTo::Fd(0) => {
-                let mut rest = line.as_bytes();
-                while !rest.is_empty() {
-                    let n = rustix::io::write(std::io::stdin(), rest).map_err(|e| io(e.into()))?;
-                    if n == 0 {
-                        return Err(io(std::io::ErrorKind::WriteZero.into()));
-                    }
-                    rest = &rest[n..];
-                }
-                Ok(())
-            }
             PrintTo::Fd(n) => match self.taken.iter_mut().find(|(m, _)| *m == n) {
                 Some((_, f)) => f.write_all(line.as_bytes()).map_err(io),
                 None => Err(Error::Usage(format!("fd {n} was not taken at startup"))),
