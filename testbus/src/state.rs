@@ -1208,18 +1208,13 @@ mod tests {
             "type='signal',sender='org.a.S',interface='org.a.I',member='M',path='/p',arg0='v'";
         assert_eq!(key(full), IndexKey::Arg0(arc("v")));
         // Only plain string equality on arg0 is indexed.
-        assert_eq!(
-            key("type='signal',member='M',arg0namespace='org.a'"),
-            IndexKey::Member(arc("M"))
-        );
-        assert_eq!(
-            key("type='signal',member='M',arg0path='/a/'"),
-            IndexKey::Member(arc("M"))
-        );
-        assert_eq!(
-            key("type='signal',member='M',arg1='v'"),
-            IndexKey::Member(arc("M"))
-        );
+        for rule in [
+            "type='signal',member='M',arg0namespace='org.a'",
+            "type='signal',member='M',arg0path='/a/'",
+            "type='signal',member='M',arg1='v'",
+        ] {
+            assert_eq!(key(rule), IndexKey::Member(arc("M")), "{rule}");
+        }
         assert_eq!(
             key("interface='org.a.I',sender='org.a.S',path='/p'"),
             IndexKey::Interface(arc("org.a.I"))
