@@ -781,9 +781,13 @@ async fn read_loop(core: Arc<Core>, mut reader: FramedReader) {
 async fn write_loop(core: Arc<Core>) {
     loop {
         core.write_wake.notified().await;
-        let closing = {
+        let (closing, batching) = {
             let mut ws = lock(&core.write);
-            if ws.closing { ws.writer.take() } else { None }
+            if ws.closing {
+                (ws.writer.take(), false)
+            } else {
+                (None, ws.batching)
+            }
         };
         if let Some(mut w) = closing {
             // Best effort, and bounded: the peer may be gone or not reading.
@@ -791,7 +795,7 @@ async fn write_loop(core: Arc<Core>) {
             core.flushed.send_replace(true);
             return;
         }
-        if lock(&core.write).batching {
+        if batching {
             // Concurrent callers: let the ones already woken queue their calls first (a
             // yielding task runs again once the worker has nothing else to do), so that one
             // write carries them all instead of one write each.
