@@ -379,7 +379,12 @@ impl DaemonSide {
 }
 
 /// `iters` sequential calls made by `call` from a task.
-fn sequential<C, F>(rt: &Runtime, client: &C, call: fn(C) -> F, iters: u64) -> Duration
+fn sequential<C, F>(
+    rt: &Runtime,
+    client: &C,
+    call: impl Fn(C) -> F + Send + 'static,
+    iters: u64,
+) -> Duration
 where
     C: Clone + Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
@@ -394,27 +399,24 @@ where
     })
 }
 
-/// `iters` rounds of [`IN_FLIGHT`] concurrent calls, driven from a task.
+/// `iters` rounds of [`IN_FLIGHT`] concurrent calls, driven from a task: the rounds run
+/// one after the other as [`sequential`]'s calls do.
 fn in_flight<C, F>(rt: &Runtime, client: &C, call: fn(C) -> F, iters: u64) -> Duration
 where
     C: Clone + Send + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let client = client.clone();
-    in_task(rt, async move {
-        let t = Instant::now();
-        for _ in 0..iters {
-            let mut set = tokio::task::JoinSet::new();
-            for _ in 0..IN_FLIGHT {
-                set.spawn(call(client.clone()));
-            }
-            // A call that failed (its task panicked) fails the bench instead of passing as done.
-            while let Some(r) = set.join_next().await {
-                r.expect("call task");
-            }
+    let round = move |client: C| async move {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..IN_FLIGHT {
+            set.spawn(call(client.clone()));
         }
-        t.elapsed()
-    })
+        // A call that failed (its task panicked) fails the bench instead of passing as done.
+        while let Some(r) = set.join_next().await {
+            r.expect("call task");
+        }
+    };
+    sequential(rt, client, round, iters)
 }
 
 /// Interleaved rounds for the printed ratios.
