@@ -329,7 +329,12 @@ async fn a_path_of_several_mib_is_answered_without_a_crash() {
         let bus = env.connect().await;
         // 2 MiB (debug builds validate it byte by byte on both sides: keep the test quick).
         let long = format!("{PATH}{}", "/a".repeat(1024 * 1024));
-        for (iface, member) in [(Some(IFACE), "Echo"), (None, "Introspect")] {
+        for (iface, member) in [
+            (Some(IFACE), "Echo"),
+            (None, "Echo"),
+            (None, "Introspect"),
+            (Some("org.freedesktop.DBus.Introspectable"), "Introspect"),
+        ] {
             let mut b = Message::method_call(&long, member).destination(&dest);
             if let Some(i) = iface {
                 b = b.interface(i);
