@@ -371,13 +371,13 @@ impl Core {
 
     /// Registers a pending call for `serial`, to be awaited with [`Core::wait_reply`] (its
     /// timeout starts now). Register before sending, so that no reply can come first.
-    /// Returns how many calls are pending now, this one included.
-    pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<usize> {
-        self.register_waiting(serial, timeout, None)
+    pub(crate) fn register(&self, serial: u32, timeout: Duration) -> Result<()> {
+        self.register_waiting(serial, timeout, None).map(drop)
     }
 
     /// As [`Core::register`], with the waker of the task that will wait (so that its first
-    /// poll of the reply need not lock the map again).
+    /// poll of the reply need not lock the map again). Returns how many calls are pending
+    /// now, this one included.
     fn register_waiting(
         &self,
         serial: u32,
