@@ -388,7 +388,7 @@ impl KnownFields {
 
 /// Read the header fields (bytes 16 to `header_end` of the message `raw`, in the byte order
 /// `big`) when they have the common shape: known codes only, each once, each variant holding
-/// its field's type. One pass over the bytes, every rule checked (names by their automata);
+/// its field's type. One pass over the bytes, every rule checked (names by their fast checks);
 /// `None` for anything else, valid or not, and then the general reader
 /// ([`Message::read_fields`]) decides. So this accepts only what that reader accepts, with the
 /// same result (a test checks both on mutated headers). Each field starts with one 8-byte load

@@ -228,8 +228,10 @@ impl<'b> Walk<'b> {
     fn variant(&mut self) -> Option<()> {
         let inner = self.variant_signature()?;
         self.enter()?;
-        match inner {
-            &[c] if is_leaf(c) => self.leaf(c)?,
+        match *inner {
+            [c] if is_leaf(c) => self.leaf(c)?,
+            // `ay`, `as`, `au`, ...: the array walked here, without the call per container.
+            [b'a', c] if is_leaf(c) => self.basic_array(c)?,
             _ => self.nested(inner)?,
         }
         self.depth -= 1;
@@ -275,6 +277,24 @@ impl<'b> Walk<'b> {
         Some(())
     }
 
+    /// An array of the basic type `c`: a bulk check for fixed-size numbers, else each element.
+    #[inline(always)]
+    fn basic_array(&mut self, c: u8) -> Option<()> {
+        if let Some(size) = bulk_size(&[c]) {
+            return self.bulk_array(size, false);
+        }
+        let stop = self.array_start(alignment(c))?;
+        self.enter()?;
+        while self.pos < stop {
+            self.leaf(c)?;
+        }
+        if self.pos != stop {
+            return None;
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
     /// The entries of an `a{Kv}` until `stop`: key of basic type `k`, then a variant.
     #[inline(always)]
     fn variant_entries(&mut self, k: u8, stop: usize) -> Option<()> {
@@ -296,6 +316,11 @@ impl<'b> Walk<'b> {
                 let end = type_end(sig, *i);
                 let elem = sig.get(*i..end)?;
                 *i = end;
+                if let [c] = *elem
+                    && is_leaf(c)
+                {
+                    return self.basic_array(c);
+                }
                 if let Some(size) = bulk_size(elem) {
                     return self.bulk_array(size, elem[0] == b'(');
                 }
