@@ -461,11 +461,41 @@ impl<'a> Decoder<'a> {
     /// Read a STRING (or the text of an OBJECT_PATH): valid UTF-8, no NUL inside, NUL after.
     #[inline]
     pub fn str(&mut self) -> Result<&'a str> {
+        if self.checked
+            && let Some(s) = self.checked_str()
+        {
+            return Ok(s);
+        }
+        self.full_str()
+    }
+
+    /// [`Decoder::str`] with every check.
+    #[inline(never)]
+    fn full_str(&mut self) -> Result<&'a str> {
         let bytes = self.string_bytes()?;
         match utf8(bytes) {
             Some(s) if self.checked || nul_position(bytes).is_none() => Ok(s),
             _ => Err(self.text_error(bytes)),
         }
+    }
+
+    /// [`Decoder::str`] in a validated body, whose padding, lengths, NULs and UTF-8 were checked:
+    /// only the bounds that safe code needs and the `&str` are made here. `None` (never, for a
+    /// body that was validated) sends the caller to the full read, which says what is wrong.
+    #[inline(always)]
+    fn checked_str(&mut self) -> Option<&'a str> {
+        let at = self.pos.checked_add(3)? & !3;
+        let len: [u8; 4] = self.buf.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        let len = if self.big {
+            u32::from_be_bytes(len)
+        } else {
+            u32::from_le_bytes(len)
+        };
+        let start = at + 4;
+        let end = start.checked_add(len as usize)?;
+        let s = utf8(self.buf.get(start..end)?)?;
+        self.pos = end + 1;
+        Some(s)
     }
 
     /// The error for the string `bytes` just read: not UTF-8 (first), or a NUL inside.
