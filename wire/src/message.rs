@@ -504,14 +504,19 @@ pub struct Message {
     msg_type: MessageType,
     flags: Flags,
     serial: u32,
-    /// Backing bytes of the string fields (for a decoded message, its header).
+    /// Backing bytes of the string fields and, unless `own_body` holds it, of the body: for a
+    /// decoded message the message itself, for a built one the builder's buffer (one reference
+    /// count for both).
     strings: Bytes,
     /// Where each string field lies in `strings`, indexed by field code.
     spans: [Option<Span>; 9],
     reply_serial: Option<u32>,
     unix_fds: Option<u32>,
     unknown_fields: Vec<(HeaderField, Value)>,
-    body: Bytes,
+    /// Where the body lies in `strings`, unless `own_body` holds it.
+    body_span: Span,
+    /// The body, once a replaced string field moved the strings to a buffer of their own.
+    own_body: Option<Bytes>,
     /// The body was checked against the signature by [`Message::decode`]'s validating walk,
     /// so reading it need not check padding and NULs inside strings again.
     body_checked: bool,
@@ -557,7 +562,8 @@ impl Message {
             reply_serial: None,
             unix_fds: None,
             unknown_fields: Vec::new(),
-            body: Bytes::new(),
+            body_span: (0, 0),
+            own_body: None,
             body_checked: false,
             #[cfg(unix)]
             fds: None,
@@ -649,9 +655,9 @@ impl Message {
                     msg_type: fixed.msg_type,
                     flags: fixed.flags,
                     serial: fixed.serial,
-                    body: bytes.slice(body_start..),
-                    // The string fields borrow from the whole message (the same allocation as
-                    // the body): one reference count instead of two.
+                    // The string fields and the body borrow from the whole message.
+                    body_span: (body_start as u32, (bytes.len() - body_start) as u32),
+                    own_body: None,
                     strings: bytes,
                     spans: f.spans,
                     reply_serial: f.reply_serial,
@@ -690,7 +696,7 @@ impl Message {
             return Err(Error::at(ErrorKind::PaddingNotNul, header_end + i)
                 .detail("padding after the header fields"));
         }
-        msg.body = bytes.slice(body_start..);
+        msg.body_span = (body_start as u32, (bytes.len() - body_start) as u32);
         msg.strings = bytes;
         msg.check_required()?;
         if msg.spans[8].is_none() && fixed.body_len > 0 {
@@ -828,8 +834,9 @@ impl Message {
 
     /// A decoder of the body; one that skips the checks already made when the body was
     /// validated by [`Message::decode`].
+    #[inline]
     fn body_decoder(&self) -> Decoder<'_> {
-        let dec = Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0));
+        let dec = Decoder::new(self.body_bytes(), self.endian, self.unix_fds.unwrap_or(0));
         if self.body_checked {
             dec.checked()
         } else {
@@ -839,12 +846,12 @@ impl Message {
 
     fn validate_body(&self, body_start: usize) -> Result<()> {
         let sig = self.signature_bytes();
-        if crate::validate::body_is_valid(&self.body, sig, self.endian == Endian::Big) {
+        if crate::validate::body_is_valid(self.body_bytes(), sig, self.endian == Endian::Big) {
             return Ok(());
         }
         // Invalid: the general walk says what is wrong and where.
-        let mut dec =
-            Decoder::new(&self.body, self.endian, self.unix_fds.unwrap_or(0)).with_base(body_start);
+        let mut dec = Decoder::new(self.body_bytes(), self.endian, self.unix_fds.unwrap_or(0))
+            .with_base(body_start);
         let mut i = 0;
         let mut arg = 0;
         while i < sig.len() {
@@ -862,8 +869,8 @@ impl Message {
     /// When the serial is 0, a header value cannot be encoded, or the message would exceed
     /// 128 MiB. `out` is left as it was.
     pub fn encode_into(&self, out: &mut BytesMut) -> Result<()> {
-        self.write_header_into(out, self.body.len())?;
-        out.extend_from_slice(&self.body);
+        self.write_header_into(out, self.body_bytes().len())?;
+        out.extend_from_slice(self.body_bytes());
         Ok(())
     }
 
@@ -888,7 +895,7 @@ impl Message {
         if self.unknown_fields.is_empty() {
             // The common case: sizes known in advance, one resize, bytes written in place.
             let len = self.header_len();
-            if len + self.body.len() > MAX_MESSAGE_LEN {
+            if len + self.body_bytes().len() > MAX_MESSAGE_LEN {
                 return Err(Error::new(ErrorKind::MessageTooLong));
             }
             if out.capacity() == 0 {
@@ -906,7 +913,7 @@ impl Message {
         *out = enc.into_inner();
         if r.is_err() {
             out.truncate(origin);
-        } else if out.len() - origin + self.body.len() > MAX_MESSAGE_LEN {
+        } else if out.len() - origin + self.body_bytes().len() > MAX_MESSAGE_LEN {
             out.truncate(origin);
             return Err(Error::new(ErrorKind::MessageTooLong));
         }
@@ -960,7 +967,7 @@ impl Message {
             &[self.endian.marker(), self.msg_type.0, self.flags.0, 1],
         );
         // The body fits in 32 bits: the caller checked the message is under 128 MiB.
-        put32(b, 4, self.body.len() as u32);
+        put32(b, 4, self.body_bytes().len() as u32);
         put32(b, 8, self.serial);
         let mut pos = FIXED_HEADER_LEN;
         for code in STRING_FIELDS {
@@ -999,8 +1006,8 @@ impl Message {
         enc.put_u8(self.msg_type.0);
         enc.put_u8(self.flags.0);
         enc.put_u8(1);
-        let body_len =
-            u32::try_from(self.body.len()).map_err(|_| Error::new(ErrorKind::MessageTooLong))?;
+        let body_len = u32::try_from(self.body_bytes().len())
+            .map_err(|_| Error::new(ErrorKind::MessageTooLong))?;
         enc.put_u32(body_len);
         enc.put_u32(self.serial);
         enc.array(8, |enc| {
@@ -1070,6 +1077,11 @@ impl Message {
     /// Replace one string field. The string fields are copied into a new buffer (a header's
     /// worth of bytes), so the message never holds on to bytes it no longer uses.
     fn set_field(&mut self, code: HeaderField, value: Option<&str>) {
+        if self.own_body.is_none() {
+            // The body stays where it is; the strings move.
+            let (start, len) = self.body_span;
+            self.own_body = Some(self.strings.slice(start as usize..(start + len) as usize));
+        }
         let mut strings = BytesMut::with_capacity(256);
         let mut spans = [None; 9];
         for c in STRING_FIELDS {
@@ -1187,8 +1199,16 @@ impl Message {
     }
 
     /// The body bytes, in the message's byte order.
-    pub fn body_bytes(&self) -> &Bytes {
-        &self.body
+    #[inline]
+    pub fn body_bytes(&self) -> &[u8] {
+        match &self.own_body {
+            Some(b) => b,
+            None => {
+                let (start, len) = self.body_span;
+                let (start, len) = (start as usize, len as usize);
+                self.strings.get(start..start + len).unwrap_or_default()
+            }
+        }
     }
 
     /// Decode the body as `T`, borrowing strings and byte arrays from the message where `T`
@@ -1252,7 +1272,7 @@ impl Message {
         if !self.signature_bytes().starts_with(b"s") {
             return None;
         }
-        let mut dec = Decoder::new(&self.body, self.endian, 0);
+        let mut dec = Decoder::new(self.body_bytes(), self.endian, 0);
         <&str>::decode(&mut dec).ok()
     }
 
@@ -1316,7 +1336,7 @@ impl PartialEq for Message {
             && self.signature_bytes() == o.signature_bytes()
             && self.unix_fds == o.unix_fds
             && self.unknown_fields == o.unknown_fields
-            && self.body == o.body
+            && self.body_bytes() == o.body_bytes()
             && fds_equal
     }
 }
@@ -1344,7 +1364,7 @@ impl fmt::Debug for Message {
             d.field("reply_serial", &r);
         }
         d.field("signature", &self.signature().as_str())
-            .field("body_len", &self.body.len());
+            .field("body_len", &self.body_bytes().len());
         if let Some(n) = self.unix_fds {
             d.field("unix_fds", &n);
         }
@@ -1606,9 +1626,9 @@ impl MessageBuilder {
         if self.msg.msg_type.0 == 0 {
             return Err(Error::new(ErrorKind::BadMessageType));
         }
-        let buf = self.buf.freeze();
-        self.msg.body = buf.slice(self.body);
-        self.msg.strings = buf;
+        // Both fit in 32 bits: the builder refuses bodies past 128 MiB.
+        self.msg.body_span = (self.body.start as u32, self.body.len() as u32);
+        self.msg.strings = self.buf.freeze();
         self.msg.check_required()?;
         Ok(self.msg)
     }
@@ -1696,7 +1716,7 @@ mod tests {
             assert_eq!(refs[3].as_bytes(), Some(&[9u8, 8][..]));
             let mut enc = Encoder::new(endian);
             ValueRef::encode_all(&mut enc, &refs).unwrap();
-            assert_eq!(&enc.into_inner()[..], &msg.body_bytes()[..]);
+            assert_eq!(&enc.into_inner()[..], msg.body_bytes());
             let sig = msg.signature();
             let mut dec = Decoder::new(msg.body_bytes(), endian, 0);
             assert_eq!(ValueRef::decode_all(&mut dec, &sig).unwrap(), refs);
@@ -1772,6 +1792,29 @@ mod tests {
             assert_eq!(back, msg);
             let (s, xs, m): (&str, Vec<i64>, HashMap<&str, Value>) = back.body().unwrap();
             assert_eq!((s, xs, m["k"].clone()), ("x", vec![1, 2], Value::U32(1)));
+        }
+    }
+
+    /// A decoded or built message keeps its strings and body in one buffer; replacing a string
+    /// field moves the strings to a new one and leaves the body (and the other fields) as they
+    /// were, however many times it is done.
+    #[test]
+    fn replacing_string_fields_keeps_the_body() {
+        let built = call();
+        let decoded = Message::decode(Bytes::from(built.encode().unwrap())).unwrap();
+        for mut m in [built, decoded] {
+            let body = m.body_bytes().to_vec();
+            for sender in [":1.5", ":1.77", ":1.5"] {
+                m.set_sender(Some(&BusName::new(sender).unwrap()));
+                m.set_destination(None);
+                assert_eq!(m.body_bytes(), body);
+                assert_eq!(m.sender().unwrap(), sender);
+                assert_eq!(m.destination(), None);
+                assert_eq!(m.member().unwrap(), "Frob");
+                let back = Message::decode(Bytes::from(m.encode().unwrap())).unwrap();
+                assert_eq!(back, m);
+                assert_eq!(back.body::<(&str, u32, bool)>().unwrap(), ("hi", 42, true));
+            }
         }
     }
 

@@ -274,7 +274,7 @@ fn is_unique(s: &[u8]) -> bool {
 
 /// Whether `s` is a bus name by the lenient rule the decoder applies to SENDER and
 /// DESTINATION ([`bus_name_lenient_bytes`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn is_bus_name_lenient(s: &[u8]) -> bool {
     s.len() <= MAX_NAME_LEN
         && match s.strip_prefix(b":") {
