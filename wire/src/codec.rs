@@ -479,7 +479,8 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// [`Decoder::str`] in a validated body, whose padding, lengths, NULs and UTF-8 were checked:
+    /// [`Decoder::str`] (or the text of [`Decoder::object_path`]) in a validated body, whose
+    /// padding, lengths, NULs, UTF-8 and path grammar were checked:
     /// only the bounds that safe code needs and the `&str` are made here. `None` (never, for a
     /// body that was validated) sends the caller to the full read, which says what is wrong.
     #[inline(always)]
@@ -573,13 +574,13 @@ impl<'a> Decoder<'a> {
 
     /// Read an OBJECT_PATH, checking its grammar.
     pub fn object_path(&mut self) -> Result<ObjectPath<'a>> {
-        let bytes = if self.checked {
+        if self.checked
+            && let Some(s) = self.checked_str()
+        {
             // Validated with the body: the grammar held.
-            self.align(4)?;
-            self.string_bytes()?
-        } else {
-            self.path_bytes()?
-        };
+            return Ok(ObjectPath::from_checked(s));
+        }
+        let bytes = self.path_bytes()?;
         // The grammar admits only ASCII, so this cannot fail.
         let s = utf8(bytes).ok_or_else(|| self.error(ErrorKind::BadUtf8))?;
         Ok(ObjectPath::from_checked(s))
