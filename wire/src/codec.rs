@@ -1234,8 +1234,11 @@ fn decode_dict<'a, K: Decode<'a>, V: Decode<'a>, M>(
     mut insert: impl FnMut(&mut M, K, V),
 ) -> Result<M> {
     let end = dec.array_start(8)?;
-    // Entries are 8-aligned and rarely under 16 bytes (`a{sv}`: key, signature, value).
-    let mut map = make(capacity_hint(end - dec.pos(), 16).min(256));
+    // Entries are 8-aligned and at least 16 bytes (but the last); `a{sv}` properties (key,
+    // signature, value) are most often 24 to 48. Sized for 24 bytes each, a map of properties
+    // rarely grows and is not twice the size it needs (a table past 1 KiB also leaves glibc
+    // malloc's fastest path).
+    let mut map = make(capacity_hint(end - dec.pos() + 23, 24).min(256));
     dec.array_elements(end, |d, _| {
         d.align(8)?;
         d.enter()?;
