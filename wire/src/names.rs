@@ -259,7 +259,7 @@ pub(crate) fn is_member(s: &[u8]) -> bool {
 }
 
 /// Whether `s` is an object path.
-#[inline]
+#[inline(never)]
 pub(crate) fn is_object_path(s: &[u8]) -> bool {
     s == b"/" || fast::accepts(s, fast::PATH)
 }

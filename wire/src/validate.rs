@@ -21,10 +21,19 @@ use crate::value::{alignment, bulk_size, type_end};
 /// `big`. `h` values are not compared with the number of file descriptors: as for the general
 /// walk, that is checked when the handle is read.
 pub(crate) fn body_is_valid(body: &[u8], sig: &[u8], big: bool) -> bool {
-    let mut w = Walk {
+    // One walk per byte order, so that reading a number is a load (and a swap), not a branch.
+    if big {
+        walk_body::<true>(body, sig)
+    } else {
+        walk_body::<false>(body, sig)
+    }
+}
+
+/// [`body_is_valid`] in the byte order `BIG`.
+fn walk_body<const BIG: bool>(body: &[u8], sig: &[u8]) -> bool {
+    let mut w = Walk::<BIG> {
         buf: body,
         pos: 0,
-        big,
         depth: 0,
     };
     if is_basic_only(sig) {
@@ -41,10 +50,10 @@ pub(crate) fn body_is_valid(body: &[u8], sig: &[u8], big: bool) -> bool {
     w.pos == body.len()
 }
 
-struct Walk<'b> {
+/// The walk's state; `BIG`: the body is big-endian.
+struct Walk<'b, const BIG: bool> {
     buf: &'b [u8],
     pos: usize,
-    big: bool,
     depth: u32,
 }
 
@@ -54,7 +63,7 @@ fn is_leaf(c: u8) -> bool {
     is_basic(c)
 }
 
-impl<'b> Walk<'b> {
+impl<'b, const BIG: bool> Walk<'b, BIG> {
     /// Skip zero padding up to a multiple of `n` (1, 2, 4 or 8).
     #[inline(always)]
     fn pad(&mut self, n: usize) -> Option<()> {
@@ -92,7 +101,7 @@ impl<'b> Walk<'b> {
     #[inline(always)]
     fn u32(&mut self) -> Option<u32> {
         let b: [u8; 4] = self.fixed(4)?.try_into().ok()?;
-        Some(if self.big {
+        Some(if BIG {
             u32::from_be_bytes(b)
         } else {
             u32::from_le_bytes(b)
