@@ -480,9 +480,9 @@ impl<'a> Decoder<'a> {
     }
 
     /// [`Decoder::str`] (or the text of [`Decoder::object_path`]) in a validated body, whose
-    /// padding, lengths, NULs, UTF-8 and path grammar were checked:
-    /// only the bounds that safe code needs and the `&str` are made here. `None` (never, for a
-    /// body that was validated) sends the caller to the full read, which says what is wrong.
+    /// padding, lengths, NULs, UTF-8 and path grammar were checked: only the bounds that safe
+    /// code needs and the `&str` are made here. `None` (never, for a body that was validated)
+    /// sends the caller to the full read, which says what is wrong.
     #[inline(always)]
     fn checked_str(&mut self) -> Option<&'a str> {
         let at = self.pos.checked_add(3)? & !3;
@@ -752,9 +752,9 @@ impl<'a> Decoder<'a> {
 }
 
 /// `b` as a `&str` if it is valid UTF-8. Nearly every string on a bus is ASCII: those are made
-/// a `&str` after one `is_ascii` check (eight bytes at a time) through the `ascii` crate, for
-/// a fraction of what [`std::str::from_utf8`]'s byte-by-byte start costs on short strings; the
-/// rest go through `from_utf8`.
+/// a `&str` after one `is_ascii` check, through the `ascii` crate, for a fraction of what
+/// [`std::str::from_utf8`]'s byte-by-byte start costs on short strings; the rest go through
+/// `from_utf8`.
 #[inline]
 pub(crate) fn utf8(b: &[u8]) -> Option<&str> {
     match ascii::AsciiStr::from_ascii(b) {

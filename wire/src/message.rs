@@ -1075,7 +1075,8 @@ impl Message {
     }
 
     /// Replace one string field. The string fields are copied into a new buffer (a header's
-    /// worth of bytes), so the message never holds on to bytes it no longer uses.
+    /// worth of bytes), so the message never holds on to bytes it no longer uses; the body
+    /// stays where it is (its own slice of the old buffer from then on).
     fn set_field(&mut self, code: HeaderField, value: Option<&str>) {
         if self.own_body.is_none() {
             // The body stays where it is; the strings move.
