@@ -338,7 +338,7 @@ const FIELD_TYPES: [u16; 10] = {
     t
 };
 
-/// The header fields of the common shape, as [`read_known_fields`] reads them.
+/// The header fields of the common shape, as [`read_known_fields_into`] reads them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct KnownFields {
     spans: [Option<Span>; 9],
@@ -387,20 +387,14 @@ impl KnownFields {
 }
 
 /// Read the header fields (bytes 16 to `header_end` of the message `raw`, in the byte order
-/// `big`) when they have the common shape: known codes only, each once, each variant holding
-/// its field's type. One pass over the bytes, every rule checked (names by their fast checks);
-/// `None` for anything else, valid or not, and then the general reader
-/// ([`Message::read_fields`]) decides. So this accepts only what that reader accepts, with the
-/// same result (a test checks both on mutated headers). Each field starts with one 8-byte load
-/// (code, variant signature, and the value's first word): `raw` must hold the message up to its
-/// body, which starts at `header_end` rounded up to 8, as a whole message does.
-fn read_known_fields(raw: &[u8], header_end: usize, big: bool) -> Option<KnownFields> {
-    let mut f = KnownFields::NONE;
-    read_known_fields_into(raw, header_end, big, &mut f).map(|()| f)
-}
-
-/// [`read_known_fields`] into `f` (which holds no field yet), for the caller that builds the
-/// message from it in place (a returned `KnownFields` would be copied on the way).
+/// `big`) into `f` (which holds no field yet) when they have the common shape: known codes only,
+/// each once, each variant holding its field's type. One pass over the bytes, every rule
+/// checked (names by their fast checks); `None` for anything else, valid or not, and then the
+/// general reader ([`Message::read_fields`]) decides. So this accepts only what that reader
+/// accepts, with the same result (a test checks both on mutated headers). Each field starts
+/// with one 8-byte load (code, variant signature, and the value's first word): `raw` must hold
+/// the message up to its body, which starts at `header_end` rounded up to 8, as a whole message
+/// does. Into `f`, not returned, because the caller builds the message from it in place.
 #[inline(always)]
 fn read_known_fields_into(
     raw: &[u8],
@@ -634,7 +628,8 @@ impl Message {
         // goes to the general path, which checks the same rules one by one and says what is
         // wrong (a test holds both to the same answers).
         let mut f = KnownFields::NONE;
-        if read_known_fields_into(&bytes, header_end, big, &mut f).is_some() {
+        let known = read_known_fields_into(&bytes, header_end, big, &mut f).is_some();
+        if known {
             let body_start = round8(header_end);
             let sig = f.spans[8].map_or(&[][..], |(start, len)| {
                 bytes
@@ -669,19 +664,20 @@ impl Message {
                 });
             }
         }
-        Self::decode_general(bytes, fixed)
+        Self::decode_general(bytes, fixed, known.then_some(f))
     }
 
     /// [`Message::decode`] of everything its one-pass path does not take: each rule checked in
-    /// turn, the first one broken reported with its offset.
+    /// turn, the first one broken reported with its offset. `known`: the header fields as
+    /// [`read_known_fields_into`] read them, or `None` when it refused them.
     #[inline(never)]
-    fn decode_general(bytes: Bytes, fixed: Fixed) -> Result<Message> {
+    fn decode_general(bytes: Bytes, fixed: Fixed, known: Option<KnownFields>) -> Result<Message> {
         let mut msg = Message::empty(fixed.msg_type);
         msg.endian = fixed.endian;
         msg.flags = fixed.flags;
         msg.serial = fixed.serial;
         let header_end = FIXED_HEADER_LEN + fixed.fields_len;
-        match read_known_fields(&bytes, header_end, fixed.endian == Endian::Big) {
+        match known {
             Some(f) => {
                 msg.spans = f.spans;
                 msg.reply_serial = f.reply_serial;
@@ -1982,6 +1978,12 @@ mod tests {
         }
     }
 
+    /// [`read_known_fields_into`], returning what it read.
+    fn read_known_fields(raw: &[u8], header_end: usize, big: bool) -> Option<KnownFields> {
+        let mut f = KnownFields::NONE;
+        read_known_fields_into(raw, header_end, big, &mut f).map(|()| f)
+    }
+
     /// `Message::decode`'s one-pass path gives exactly what the general path gives (the same
     /// message, or the same error at the same offset) on messages of each type, in both byte
     /// orders, with every byte replaced by each of a set of values and every truncation.
@@ -2022,7 +2024,9 @@ mod tests {
             // Every check in turn: the fixed header, the length, then the general path.
             let general = match parse_fixed(&bytes) {
                 Ok(Some(fixed)) if fixed.total == bytes.len() => {
-                    Message::decode_general(bytes, fixed)
+                    let header_end = FIXED_HEADER_LEN + fixed.fields_len;
+                    let known = read_known_fields(&bytes, header_end, fixed.endian == Endian::Big);
+                    Message::decode_general(bytes, fixed, known)
                 }
                 Ok(Some(fixed)) => Err(length_error(bytes.len(), fixed.total)),
                 Ok(None) => Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
