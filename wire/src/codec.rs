@@ -1501,9 +1501,9 @@ pub fn from_bytes<'a, T: Decode<'a>>(bytes: &'a [u8], endian: Endian, n_fds: u32
 mod tests {
     use super::*;
 
-    /// The short-string UTF-8 check agrees with `std::str::from_utf8`: every string of up to
-    /// two bytes, every well-formed and malformed sequence start around the 16-byte switch,
-    /// and random bytes.
+    /// `utf8` (the ASCII cast, else `from_utf8`) agrees with `std::str::from_utf8`: every
+    /// string of up to two bytes, well-formed and malformed sequences at the start or the end of
+    /// ASCII runs of up to 20 bytes (across the ASCII check's word steps), and random bytes.
     #[test]
     fn utf8_agrees_with_from_utf8() {
         let same = |b: &[u8]| assert_eq!(utf8(b), std::str::from_utf8(b).ok(), "{b:02x?}");
