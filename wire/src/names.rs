@@ -59,35 +59,13 @@ fn name_run(s: &[u8], i: usize, also: u8) -> usize {
     }
 }
 
-/// Fast acceptance of valid names, eight bytes at a time: each byte's class is computed for a
-/// whole word at once with integer arithmetic (SWAR), so the steps do not wait on each other as
-/// the steps of an automaton do (one dependent table load per byte). A grammar only says
-/// "valid"; for anything it refuses, the rule-by-rule checks below run and say which rule was
-/// broken (they are the reference, and the tests check that both agree).
+/// Fast acceptance of valid names, many bytes at once: each byte's class is computed for 16
+/// bytes with SSE2 compares (x86-64) or for 8 with integer arithmetic (SWAR, elsewhere), so the
+/// steps do not wait on each other as the steps of an automaton do (one dependent table load
+/// per byte). A grammar only says "valid"; for anything it refuses, the rule-by-rule checks
+/// below run and say which rule was broken (they are the reference, and the tests check that
+/// both fast checks agree with them).
 mod fast {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-    // The masks below have bit 7 of each byte set when the byte is in the class, and other
-    // bits left over, which the caller ignores. They are exact when every byte of `w` is under
-    // 0x80 (no sum carries into the next byte); a word with a byte above is refused anyway.
-
-    /// The bytes of `w` in `lo..=hi` (`lo` > 0).
-    #[inline(always)]
-    fn range(w: u64, lo: u8, hi: u8) -> u64 {
-        let at_least_lo = w.wrapping_add(ONES * u64::from(0x80 - lo));
-        let above_hi = w.wrapping_add(ONES * u64::from(0x7f - hi));
-        at_least_lo & !above_hi
-    }
-
-    /// The bytes of `w` other than `c`.
-    #[inline(always)]
-    fn ne(w: u64, c: u8) -> u64 {
-        let t = w ^ (ONES * u64::from(c));
-        t.wrapping_add(LOWS) | t
-    }
-
     /// The little-endian word of the 1 to 7 bytes of `s`, zeros above them.
     #[inline(always)]
     fn short_word(s: &[u8]) -> u64 {
@@ -170,79 +148,227 @@ mod fast {
         two_elements: true,
     };
 
-    /// The state of [`accepts`] between words.
-    struct Scan {
-        g: Grammar,
-        /// Bit 7 of byte 0 when the next word's first byte must start an element.
-        after: u64,
-        /// Bit 7 of each byte found wrong.
-        bad: u64,
-        /// Bit 7 of each separator.
-        seps: u64,
-    }
-
-    impl Scan {
-        /// Check the bytes of `w` that `present` marks.
-        #[inline(always)]
-        fn word(&mut self, w: u64, present: u64) {
-            let g = self.g;
-            let not_sep = g.sep.map_or(!0, |c| ne(w, c));
-            let name = range(w | (ONES * 0x20), b'a', b'z') | !ne(w, b'_');
-            let digit = range(w, b'0', b'9');
-            let mut not_element = !(name | digit);
-            if g.hyphen {
-                not_element &= ne(w, b'-');
-            }
-            // The bytes that may not start an element: separators, and digits unless allowed.
-            let sep = !not_sep;
-            let no_start = if g.digit_first { sep } else { sep | digit };
-            let follows_sep = sep << 8 | self.after;
-            self.bad |= w | (not_element & not_sep | follows_sep & no_start) & present;
-            self.after = sep >> 56;
-            self.seps |= sep & present;
-        }
-    }
-
-    /// Whether all of `s` is of the grammar `g`. Per word: every byte ASCII and an element byte
-    /// or a separator; each byte after a separator (and the first byte, unless the grammar
-    /// starts with one) a byte that may start an element, which a separator is not; so no
-    /// element is empty. Then: the last byte is no separator, and the counts of elements hold.
-    /// The words' findings are gathered in bit 7 of each byte of `bad` and tested once.
+    /// Whether all of `s` is of the grammar `g`: [`sse2::accepts`] where the target has SSE2
+    /// (every x86-64), else [`swar::accepts`]. Both are held to the rule-by-rule checks.
     #[inline(always)]
     pub(super) fn accepts(s: &[u8], g: Grammar) -> bool {
-        let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
-            return false;
-        };
-        let is_sep = |b: u8| g.sep == Some(b);
-        if g.leading_sep != is_sep(first) || is_sep(last) {
-            return false;
+        #[cfg(target_arch = "x86_64")]
+        return sse2::accepts(s, g);
+        #[cfg(not(target_arch = "x86_64"))]
+        return swar::accepts(s, g);
+    }
+
+    /// Eight bytes at a time with integer arithmetic: the check where there is no SSE2, and the
+    /// tests' second reference.
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    pub(super) mod swar {
+        use super::{Grammar, short_word};
+
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+        // The masks below have bit 7 of each byte set when the byte is in the class, and other
+        // bits left over, which the caller ignores. They are exact when every byte of `w` is under
+        // 0x80 (no sum carries into the next byte); a word with a byte above is refused anyway.
+
+        /// The bytes of `w` in `lo..=hi` (`lo` > 0).
+        #[inline(always)]
+        fn range(w: u64, lo: u8, hi: u8) -> u64 {
+            let at_least_lo = w.wrapping_add(ONES * u64::from(0x80 - lo));
+            let above_hi = w.wrapping_add(ONES * u64::from(0x7f - hi));
+            at_least_lo & !above_hi
         }
-        let mut scan = Scan {
-            g,
-            after: if g.leading_sep { 0 } else { 0x80 },
-            bad: 0,
-            seps: 0,
-        };
-        let mut words = s.chunks_exact(8);
-        for w in words.by_ref() {
-            scan.word(u64::from_le_bytes(w.try_into().unwrap_or_default()), HIGHS);
-            // Also keeps the loop scalar: vectorised, its set-up costs more than a name.
-            if scan.bad & HIGHS != 0 {
-                return false;
+
+        /// The bytes of `w` other than `c`.
+        #[inline(always)]
+        fn ne(w: u64, c: u8) -> u64 {
+            let t = w ^ (ONES * u64::from(c));
+            t.wrapping_add(LOWS) | t
+        }
+
+        /// The state of [`accepts`] between words.
+        struct Scan {
+            g: Grammar,
+            /// Bit 7 of byte 0 when the next word's first byte must start an element.
+            after: u64,
+            /// Bit 7 of each byte found wrong.
+            bad: u64,
+            /// Bit 7 of each separator.
+            seps: u64,
+        }
+
+        impl Scan {
+            /// Check the bytes of `w` that `present` marks.
+            #[inline(always)]
+            fn word(&mut self, w: u64, present: u64) {
+                let g = self.g;
+                let not_sep = g.sep.map_or(!0, |c| ne(w, c));
+                let name = range(w | (ONES * 0x20), b'a', b'z') | !ne(w, b'_');
+                let digit = range(w, b'0', b'9');
+                let mut not_element = !(name | digit);
+                if g.hyphen {
+                    not_element &= ne(w, b'-');
+                }
+                // The bytes that may not start an element: separators, and digits unless allowed.
+                let sep = !not_sep;
+                let no_start = if g.digit_first { sep } else { sep | digit };
+                let follows_sep = sep << 8 | self.after;
+                self.bad |= w | (not_element & not_sep | follows_sep & no_start) & present;
+                self.after = sep >> 56;
+                self.seps |= sep & present;
             }
         }
-        let rest = words.remainder().len();
-        if rest > 0 {
-            // The last bytes in the low bytes of a word: for a string of eight bytes or more,
-            // the word that ends it shifted down.
-            let w = match s.last_chunk::<8>() {
-                Some(w) => u64::from_le_bytes(*w) >> ((8 - rest) * 8),
-                None => short_word(s),
+
+        /// Whether all of `s` is of the grammar `g`. Per word: every byte ASCII and an element byte
+        /// or a separator; each byte after a separator (and the first byte, unless the grammar
+        /// starts with one) a byte that may start an element, which a separator is not; so no
+        /// element is empty. Then: the last byte is no separator, and the counts of elements hold.
+        /// The words' findings are gathered in bit 7 of each byte of `bad` and tested once.
+        #[inline(always)]
+        pub(in crate::names) fn accepts(s: &[u8], g: Grammar) -> bool {
+            let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
+                return false;
             };
-            scan.word(w, HIGHS >> ((8 - rest) * 8));
+            let is_sep = |b: u8| g.sep == Some(b);
+            if g.leading_sep != is_sep(first) || is_sep(last) {
+                return false;
+            }
+            let mut scan = Scan {
+                g,
+                after: if g.leading_sep { 0 } else { 0x80 },
+                bad: 0,
+                seps: 0,
+            };
+            let mut words = s.chunks_exact(8);
+            for w in words.by_ref() {
+                scan.word(u64::from_le_bytes(w.try_into().unwrap_or_default()), HIGHS);
+                // Also keeps the loop scalar: vectorised, its set-up costs more than a name.
+                if scan.bad & HIGHS != 0 {
+                    return false;
+                }
+            }
+            let rest = words.remainder().len();
+            if rest > 0 {
+                // The last bytes in the low bytes of a word: for a string of eight bytes or more,
+                // the word that ends it shifted down.
+                let w = match s.last_chunk::<8>() {
+                    Some(w) => u64::from_le_bytes(*w) >> ((8 - rest) * 8),
+                    None => short_word(s),
+                };
+                scan.word(w, HIGHS >> ((8 - rest) * 8));
+            }
+            let Scan { bad, seps, .. } = scan;
+            bad & HIGHS == 0 && (!g.two_elements || seps & HIGHS != 0)
         }
-        let Scan { bad, seps, .. } = scan;
-        bad & HIGHS == 0 && (!g.two_elements || seps & HIGHS != 0)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod sse2 {
+        use super::{Grammar, short_word};
+
+        /// Whether all of `s` is of the grammar `g`, by the rules of
+        /// [`swar::accepts`](super::swar::accepts), sixteen bytes at a time with SSE2 compares
+        /// (through `safe_arch`, whose wrappers are safe where the target has the feature):
+        /// each byte's classes as one bit of a 16-bit mask, then the rules on the masks. A
+        /// chunk's bytes are in the masks from bit 0 on; the last, partial chunk is the
+        /// string's last 16 bytes with the bits of the bytes already checked shifted out (or,
+        /// for a string under 16 bytes, its bytes in two words with zeros above, which
+        /// `present` leaves out).
+        #[inline(always)]
+        pub(super) fn accepts(s: &[u8], g: Grammar) -> bool {
+            use safe_arch::{
+                cmp_eq_mask_i8_m128i as eq, cmp_gt_mask_i8_m128i as gt, m128i,
+                move_mask_i8_m128i as bits, set_i64_m128i, set_splat_i8_m128i as splat,
+            };
+            let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
+                return false;
+            };
+            let is_sep = |b: u8| g.sep == Some(b);
+            if g.leading_sep != is_sep(first) || is_sep(last) {
+                return false;
+            }
+            let byte = |b: u8| splat(b as i8);
+            // The classes of the bytes of `v` as masks, bit i for byte i: (element bytes and
+            // separators, separators, digits). A byte over 0x7f is negative to the signed
+            // compares, so in no range.
+            let classes = |v: m128i| {
+                let lower = v | byte(0x20);
+                let letter = gt(lower, byte(b'a' - 1)) & gt(byte(b'z' + 1), lower);
+                let digit = gt(v, byte(b'0' - 1)) & gt(byte(b'9' + 1), v);
+                let sep = match g.sep {
+                    Some(c) => eq(v, byte(c)),
+                    None => m128i::default(),
+                };
+                let mut ok = letter | digit | sep | eq(v, byte(b'_'));
+                if g.hyphen {
+                    ok |= eq(v, byte(b'-'));
+                }
+                (bits(ok) as u32, bits(sep) as u32, bits(digit) as u32)
+            };
+            let mut scan = Masks {
+                after: u32::from(!g.leading_sep),
+                bad: 0,
+                seps: 0,
+            };
+            let mut chunks = s.chunks_exact(16);
+            for c in chunks.by_ref() {
+                let v = m128i::from(<[u8; 16]>::try_from(c).unwrap_or_default());
+                scan.chunk(g, classes(v), 0xffff);
+                if scan.bad != 0 {
+                    return false;
+                }
+            }
+            let rest = chunks.remainder().len();
+            if rest > 0 {
+                let present = (1 << rest) - 1;
+                let (ok, sep, digit) = match s.last_chunk::<16>() {
+                    Some(w) => {
+                        let (ok, sep, digit) = classes(m128i::from(*w));
+                        let shift = 16 - rest;
+                        (ok >> shift, sep >> shift, digit >> shift)
+                    }
+                    None => {
+                        // Under 16 bytes: the first eight (or fewer) and the rest, zeros above.
+                        let (lo, hi) = match s.first_chunk::<8>() {
+                            Some(lo) => {
+                                let end = s.last_chunk::<8>().copied().unwrap_or_default();
+                                let shift = ((16 - rest) * 8) as u32;
+                                let hi = u64::from_le_bytes(end).checked_shr(shift).unwrap_or(0);
+                                (u64::from_le_bytes(*lo), hi)
+                            }
+                            None => (short_word(s), 0),
+                        };
+                        classes(set_i64_m128i(hi as i64, lo as i64))
+                    }
+                };
+                scan.chunk(g, (ok, sep, digit), present);
+            }
+            scan.bad == 0 && (!g.two_elements || scan.seps != 0)
+        }
+
+        /// The state of [`accepts`] between chunks, as bit masks (bit i for byte i).
+        struct Masks {
+            /// Bit 0 set when the next chunk's first byte must start an element.
+            after: u32,
+            /// The bytes found wrong.
+            bad: u32,
+            /// The separators.
+            seps: u32,
+        }
+
+        impl Masks {
+            /// Check the bytes of a chunk that `present` marks, from its classes (element bytes
+            /// and separators, separators, digits).
+            #[inline(always)]
+            fn chunk(&mut self, g: Grammar, (ok, sep, digit): (u32, u32, u32), present: u32) {
+                let starts = (sep << 1 | self.after) & present;
+                let no_start = if g.digit_first { sep } else { sep | digit };
+                self.bad |= (!ok | starts & no_start) & present;
+                self.seps |= sep & present;
+                self.after = sep >> 15 & 1;
+            }
+        }
     }
 }
 
@@ -762,9 +888,9 @@ mod tests {
     }
 
     /// Every string of up to 5 bytes over an alphabet of every byte class (a non-ASCII byte
-    /// and NUL included); every 3 bytes of it at every place of valid names of 7 to 17 bytes
-    /// (across the eight-byte words the fast checks read); and long names: each fast check
-    /// accepts exactly what the rule-by-rule checks accept.
+    /// and NUL included); every 3 bytes of it at every place of valid names of 7 to 33 bytes
+    /// (across the 8-byte words and 16-byte chunks the fast checks read); and long names: each
+    /// fast check (SSE2 and portable) accepts exactly what the rule-by-rule checks accept.
     #[test]
     fn fast_checks_accept_exactly_what_the_rules_accept() {
         type Fast = fn(&[u8]) -> bool;
@@ -793,6 +919,21 @@ mod tests {
             for (name, fast, rules) in grammars {
                 assert_eq!(fast(s), rules(s).is_ok(), "{name} {:?}", shown_bytes(s));
             }
+            // The portable check too, where the checks above ran the SSE2 one.
+            for g in [
+                fast::DOTTED,
+                fast::MEMBER,
+                fast::PATH,
+                fast::WELL_KNOWN,
+                fast::UNIQUE_BODY,
+            ] {
+                assert_eq!(
+                    fast::swar::accepts(s, g),
+                    fast::accepts(s, g),
+                    "{:?}",
+                    shown_bytes(s)
+                );
+            }
         };
         fn each(s: &mut Vec<u8>, alphabet: &[u8], left: usize, f: &mut impl FnMut(&[u8])) {
             f(s);
@@ -807,12 +948,13 @@ mod tests {
         }
         each(&mut s, alphabet, 5, &mut check);
         for base in [
-            &b"ab.cd.ef.gh.ij.kl"[..],
-            b"/ab/cd/ef/gh/ij/k",
-            b":1.ab.cd.ef.gh.ij",
-            b"Abcdefghijklmnopq",
+            &b"ab.cd.ef.gh.ij.kl.mn.op.qr.st.uv.w"[..],
+            b"/ab/cd/ef/gh/ij/kl/mn/op/qr/st/uv",
+            b":1.ab.cd.ef.gh.ij.kl.mn.op.qr.st.u",
+            b"Abcdefghijklmnopqrstuvwxyz_012345",
         ] {
-            for len in [7, 8, 9, 15, 16, 17] {
+            // Across the words of the portable check and the 16-byte chunks of SSE2.
+            for len in [7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33] {
                 let mut s = base[..len].to_vec();
                 for at in 0..=len - 3 {
                     for x in alphabet {
