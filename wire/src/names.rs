@@ -277,10 +277,7 @@ mod fast {
         /// `present` leaves out).
         #[inline(always)]
         pub(super) fn accepts(s: &[u8], g: Grammar) -> bool {
-            use safe_arch::{
-                cmp_eq_mask_i8_m128i as eq, cmp_gt_mask_i8_m128i as gt, m128i,
-                move_mask_i8_m128i as bits, set_i64_m128i, set_splat_i8_m128i as splat,
-            };
+            use safe_arch::{m128i, set_i64_m128i};
             let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
                 return false;
             };
@@ -288,24 +285,6 @@ mod fast {
             if g.leading_sep != is_sep(first) || is_sep(last) {
                 return false;
             }
-            let byte = |b: u8| splat(b as i8);
-            // The classes of the bytes of `v` as masks, bit i for byte i: (element bytes and
-            // separators, separators, digits). A byte over 0x7f is negative to the signed
-            // compares, so in no range.
-            let classes = |v: m128i| {
-                let lower = v | byte(0x20);
-                let letter = gt(lower, byte(b'a' - 1)) & gt(byte(b'z' + 1), lower);
-                let digit = gt(v, byte(b'0' - 1)) & gt(byte(b'9' + 1), v);
-                let sep = match g.sep {
-                    Some(c) => eq(v, byte(c)),
-                    None => m128i::default(),
-                };
-                let mut ok = letter | digit | sep | eq(v, byte(b'_'));
-                if g.hyphen {
-                    ok |= eq(v, byte(b'-'));
-                }
-                (bits(ok) as u32, bits(sep) as u32, bits(digit) as u32)
-            };
             let mut scan = Masks {
                 after: u32::from(!g.leading_sep),
                 bad: 0,
@@ -314,7 +293,7 @@ mod fast {
             let mut chunks = s.chunks_exact(16);
             for c in chunks.by_ref() {
                 let v = m128i::from(<[u8; 16]>::try_from(c).unwrap_or_default());
-                scan.chunk(g, classes(v), 0xffff);
+                scan.chunk(g, classes(v, g), 0xffff);
                 if scan.bad != 0 {
                     return false;
                 }
@@ -324,7 +303,7 @@ mod fast {
                 let present = (1 << rest) - 1;
                 let (ok, sep, digit) = match s.last_chunk::<16>() {
                     Some(w) => {
-                        let (ok, sep, digit) = classes(m128i::from(*w));
+                        let (ok, sep, digit) = classes(m128i::from(*w), g);
                         let shift = 16 - rest;
                         (ok >> shift, sep >> shift, digit >> shift)
                     }
@@ -339,12 +318,36 @@ mod fast {
                             }
                             None => (short_word(s), 0),
                         };
-                        classes(set_i64_m128i(hi as i64, lo as i64))
+                        classes(set_i64_m128i(hi as i64, lo as i64), g)
                     }
                 };
                 scan.chunk(g, (ok, sep, digit), present);
             }
             scan.bad == 0 && (!g.two_elements || scan.seps != 0)
+        }
+
+        /// The classes of the bytes of `v` as masks, bit i for byte i: (element bytes and
+        /// separators, separators, digits) of the grammar `g`. A byte over 0x7f is negative to
+        /// the signed compares, so in no range.
+        #[inline(always)]
+        fn classes(v: safe_arch::m128i, g: Grammar) -> (u32, u32, u32) {
+            use safe_arch::{
+                cmp_eq_mask_i8_m128i as eq, cmp_gt_mask_i8_m128i as gt, m128i,
+                move_mask_i8_m128i as bits, set_splat_i8_m128i as splat,
+            };
+            let byte = |b: u8| splat(b as i8);
+            let lower = v | byte(0x20);
+            let letter = gt(lower, byte(b'a' - 1)) & gt(byte(b'z' + 1), lower);
+            let digit = gt(v, byte(b'0' - 1)) & gt(byte(b'9' + 1), v);
+            let sep = match g.sep {
+                Some(c) => eq(v, byte(c)),
+                None => m128i::default(),
+            };
+            let mut ok = letter | digit | sep | eq(v, byte(b'_'));
+            if g.hyphen {
+                ok |= eq(v, byte(b'-'));
+            }
+            (bits(ok) as u32, bits(sep) as u32, bits(digit) as u32)
         }
 
         /// The state of [`accepts`] between chunks, as bit masks (bit i for byte i).
