@@ -148,6 +148,17 @@ mod fast {
         two_elements: true,
     };
 
+    /// The rules on the ends of `s`, which both checks test first: not empty, a separator
+    /// first exactly when the grammar starts with one, none last.
+    #[inline(always)]
+    fn ends_fit(s: &[u8], g: Grammar) -> bool {
+        let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
+            return false;
+        };
+        let is_sep = |b: u8| g.sep == Some(b);
+        g.leading_sep == is_sep(first) && !is_sep(last)
+    }
+
     /// Whether all of `s` is of the grammar `g`: [`sse2::accepts`] where the target has SSE2
     /// (every x86-64), else [`swar::accepts`]. Both are held to the rule-by-rule checks.
     #[inline(always)]
@@ -227,11 +238,7 @@ mod fast {
         /// The words' findings are gathered in bit 7 of each byte of `bad` and tested once.
         #[inline(always)]
         pub(in crate::names) fn accepts(s: &[u8], g: Grammar) -> bool {
-            let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
-                return false;
-            };
-            let is_sep = |b: u8| g.sep == Some(b);
-            if g.leading_sep != is_sep(first) || is_sep(last) {
+            if !super::ends_fit(s, g) {
                 return false;
             }
             let mut scan = Scan {
@@ -278,11 +285,7 @@ mod fast {
         #[inline(always)]
         pub(super) fn accepts(s: &[u8], g: Grammar) -> bool {
             use safe_arch::{m128i, set_i64_m128i};
-            let (Some(&first), Some(&last)) = (s.first(), s.last()) else {
-                return false;
-            };
-            let is_sep = |b: u8| g.sep == Some(b);
-            if g.leading_sep != is_sep(first) || is_sep(last) {
+            if !super::ends_fit(s, g) {
                 return false;
             }
             let mut scan = Masks {
