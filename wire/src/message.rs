@@ -1071,8 +1071,9 @@ impl Message {
     }
 
     /// Replace one string field. The string fields are copied into a new buffer (a header's
-    /// worth of bytes), so the message never holds on to bytes it no longer uses; the body
-    /// stays where it is (its own slice of the old buffer from then on).
+    /// worth of bytes), so replacing fields again and again does not grow the message; the
+    /// body stays where it is (its own slice of the old buffer from then on, which keeps that
+    /// buffer's old header alive too).
     fn set_field(&mut self, code: HeaderField, value: Option<&str>) {
         if self.own_body.is_none() {
             // The body stays where it is; the strings move.
@@ -1986,7 +1987,9 @@ mod tests {
 
     /// `Message::decode`'s one-pass path gives exactly what the general path gives (the same
     /// message, or the same error at the same offset) on messages of each type, in both byte
-    /// orders, with every byte replaced by each of a set of values and every truncation.
+    /// orders, with every byte replaced by each of a set of values and every truncation. The
+    /// general path reads the header fields itself, so the one-pass header reader is compared
+    /// too.
     #[test]
     fn decode_fast_path_agrees_with_the_general_one() {
         let mut c = call();
@@ -2023,10 +2026,9 @@ mod tests {
             let fast = Message::decode(bytes.clone());
             // Every check in turn: the fixed header, the length, then the general path.
             let general = match parse_fixed(&bytes) {
+                // The header read by the general reader too, not by the one-pass one under test.
                 Ok(Some(fixed)) if fixed.total == bytes.len() => {
-                    let header_end = FIXED_HEADER_LEN + fixed.fields_len;
-                    let known = read_known_fields(&bytes, header_end, fixed.endian == Endian::Big);
-                    Message::decode_general(bytes, fixed, known)
+                    Message::decode_general(bytes, fixed, None)
                 }
                 Ok(Some(fixed)) => Err(length_error(bytes.len(), fixed.total)),
                 Ok(None) => Err(Error::at(ErrorKind::NotEnoughData, bytes.len())
